@@ -17,11 +17,11 @@ its fields are wrong) is not retried.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, insert, update
 
 from brokerage.platform.errors import PlatformError
 from brokerage.platform.models import Delivery, DeliveryAttempt, utcnow
@@ -76,10 +76,13 @@ class InvalidTransitionError(PlatformError):
 
 
 def move(delivery: Delivery, to: DeliveryStatus) -> None:
-    current = DeliveryStatus(delivery.status)
-    if to not in TRANSITIONS[current]:
-        raise InvalidTransitionError(f"delivery {delivery.id}: {current} -> {to} is not allowed")
+    check_move(delivery.id, DeliveryStatus(delivery.status), to)
     delivery.status = to
+
+
+def check_move(delivery_id: str, current: DeliveryStatus, to: DeliveryStatus) -> None:
+    if to not in TRANSITIONS[current]:
+        raise InvalidTransitionError(f"delivery {delivery_id}: {current} -> {to} is not allowed")
 
 
 def retry_delay(attempt: int, delays: tuple[float, ...] = RETRY_DELAYS) -> float | None:
@@ -90,30 +93,46 @@ def retry_delay(attempt: int, delays: tuple[float, ...] = RETRY_DELAYS) -> float
     return base * random.uniform(1 - RETRY_JITTER, 1 + RETRY_JITTER)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """An attempt a worker holds: its row and its number (1 for the first)."""
+
+    attempt_id: int
+    number: int
+
+
+DELIVERIES = Delivery.__table__
+ATTEMPTS = DeliveryAttempt.__table__
+
+
 def claim(
-    session: Session, delivery_id: str, worker: str, lease_seconds: float = LEASE_SECONDS
-) -> DeliveryAttempt | None:
-    """Atomically take the next attempt of a delivery and record it as running (one
-    commit); None if another worker holds it or it has finished."""
+    conn: Connection, delivery_id: str, worker: str, lease_seconds: float = LEASE_SECONDS
+) -> Claim | None:
+    """Atomically take the next attempt of a delivery and record it as running; None if
+    another worker holds it or it has finished. The caller commits, so what it reads in
+    the same transaction costs no extra commit."""
     now = utcnow()
-    number = session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status.in_([str(s) for s in CLAIMABLE]))
+    number = conn.execute(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.id == delivery_id, DELIVERIES.c.status.in_(_CLAIMABLE_VALUES))
         .values(
             status=str(DeliveryStatus.RUNNING),
-            attempts=Delivery.attempts + 1,
+            attempts=DELIVERIES.c.attempts + 1,
             lease_until=now + timedelta(seconds=lease_seconds),
         )
-        .returning(Delivery.attempts)
-        .execution_options(synchronize_session=False)
+        .returning(DELIVERIES.c.attempts)
     ).scalar_one_or_none()
     if number is None:
-        session.rollback()
         return None
-    attempt = DeliveryAttempt(delivery_id=delivery_id, number=number, worker=worker)
-    session.add(attempt)
-    session.commit()
-    return attempt
+    attempt_id = conn.execute(
+        insert(ATTEMPTS)
+        .values(delivery_id=delivery_id, number=number, worker=worker, started_at=now)
+        .returning(ATTEMPTS.c.id)
+    ).scalar_one()
+    return Claim(attempt_id, number)
+
+
+_CLAIMABLE_VALUES = [str(s) for s in CLAIMABLE]
 
 
 def due_at(delay: float, now: datetime | None = None) -> datetime:

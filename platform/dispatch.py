@@ -10,29 +10,32 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.orm import joinedload
 
 from brokerage.platform import branches, bundles, delivery_queue, notify
 from brokerage.platform.deliveries import (
+    ATTEMPTS,
     AUTO_DISABLE_AFTER,
+    DELIVERIES,
     LEASE_SECONDS,
     RETRY_DELAYS,
+    Claim,
     DeliveryStatus,
+    check_move,
     claim,
     due_at,
-    move,
     retry_delay,
 )
 from brokerage.platform.egress_policy import hosts_named_by
-from brokerage.platform.models import BrokerVersion, Delivery, DeliveryAttempt, Service, utcnow
+from brokerage.platform.models import BrokerVersion, Push, Service, utcnow
 from brokerage.platform.runtime import Runtime
-from brokerage.platform.services import values_of
 from brokerage.sandbox.interface import Limits, RunResult, RunStatus, SandboxBackend
 from brokerage.submissions.fields import MASK, missing_required
 
@@ -62,16 +65,73 @@ def classify(result: RunResult) -> Outcome:
     return Outcome.TRANSIENT
 
 
-def envelope(delivery: Delivery, attempt: int, values: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ServiceState:
+    """The service's row as the attempt found it."""
+
+    id: int
+    enabled: bool
+    config_ciphertext: str
+    branches: str
+
+
+@dataclass(frozen=True)
+class Work:
+    """Everything one attempt needs, read in the transaction that claimed it."""
+
+    delivery_id: str
+    claim: Claim
+    payload: dict[str, Any]
+    patches: dict[str, str] | None
+    version: BrokerVersion
+    service: ServiceState | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an attempt came to: its outcome, the message shown, and the run (if any)."""
+
+    outcome: Outcome
+    message: str
+    result: RunResult | None = None
+
+
+PUSHES, SERVICES = Push.__table__, Service.__table__
+_LOAD = (
+    select(
+        DELIVERIES.c.broker_version_id, PUSHES.c.payload, PUSHES.c.patches, SERVICES.c.id,
+        SERVICES.c.enabled, SERVICES.c.config_ciphertext, SERVICES.c.branches,
+    )
+    .select_from(
+        DELIVERIES.join(PUSHES, PUSHES.c.id == DELIVERIES.c.push_id)
+        .outerjoin(SERVICES, SERVICES.c.id == DELIVERIES.c.service_id)
+    )
+    .where(DELIVERIES.c.id == bindparam("delivery_id"))
+)  # fmt: skip
+_FINISH_ATTEMPT = update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("attempt_id"))
+_SETTLE_DELIVERY = update(DELIVERIES).where(
+    DELIVERIES.c.id == bindparam("delivery_id"),
+    DELIVERIES.c.attempts == bindparam("number"),
+    DELIVERIES.c.status == str(DeliveryStatus.RUNNING),
+)
+_RESET_FAILURES = (
+    update(SERVICES)
+    .where(SERVICES.c.id == bindparam("service_id"), SERVICES.c.consecutive_failures != 0)
+    .values(consecutive_failures=0)
+)
+"""Statements of the hot path, built once (plain Core: each delivery costs two short
+transactions and no ORM unit of work)."""
+
+
+def envelope(work: Work, values: dict[str, Any]) -> dict[str, Any]:
     """The push payload plus ``service``, ``broker`` and ``delivery`` (notes/contracts)."""
-    service = delivery.service
-    body = branches.filter_payload(dict(delivery.push.payload), service.branches if service else "")
-    manifest = delivery.broker_version.manifest
-    if "repository:read" in manifest.get("permissions", []) and delivery.push.patches:
-        body["patches"] = delivery.push.patches
+    branch_filter = work.service.branches if work.service else ""
+    body = branches.filter_payload(dict(work.payload), branch_filter)
+    if "repository:read" in work.version.manifest.get("permissions", []) and work.patches:
+        body["patches"] = work.patches
     body["service"] = values
-    body["broker"] = delivery.broker_version.broker_type.name
-    body["delivery"] = {"id": delivery.id, "attempt": attempt}
+    body["broker"] = work.version.broker_type.name
+    body["delivery"] = {"id": work.delivery_id, "attempt": work.claim.number}
     return body
 
 
@@ -82,6 +142,8 @@ class Dispatcher:
     limits: Limits = Limits()
     worker_name: str = socket.gethostname()
     gateway: HostNaming | None = None
+    versions: dict[int, BrokerVersion] = field(default_factory=dict, repr=False)
+    """broker versions by id, loaded once: the fields a run uses never change"""
 
     @property
     def lease_seconds(self) -> float:
@@ -93,54 +155,58 @@ class Dispatcher:
 
     def run(self, delivery_id: str) -> str:
         """Run the next attempt of a delivery if it is free to run; returns its outcome."""
-        with self.runtime.sessions() as session:
-            attempt = claim(session, delivery_id, self.worker_name, self.lease_seconds)
-            if attempt is None:
-                return "not claimable"
-            delivery = session.scalars(
-                select(Delivery)
-                .where(Delivery.id == delivery_id)
-                .options(
-                    joinedload(Delivery.push),
-                    joinedload(Delivery.service),
-                    joinedload(Delivery.broker_version).joinedload(BrokerVersion.broker_type),
-                )
-            ).one()
-            outcome, delay = self._attempt(session, delivery, attempt)
-            session.commit()
+        work = self._claim(delivery_id)
+        if work is None:
+            return "not claimable"
+        verdict = self._attempt(work)
+        delay = self._settle(work, verdict)
         if delay is not None:
-            delivery_queue.enqueue(self.runtime, delivery_id, attempt.number + 1, delay)
-        return str(outcome)
+            delivery_queue.enqueue(self.runtime, delivery_id, work.claim.number + 1, delay)
+        return str(verdict.outcome)
 
-    def _attempt(
-        self, session: Session, delivery: Delivery, attempt: DeliveryAttempt
-    ) -> tuple[Outcome, float | None]:
-        service = delivery.service
+    def _claim(self, delivery_id: str) -> Work | None:
+        with self.runtime.engine.begin() as conn:
+            claimed = claim(conn, delivery_id, self.worker_name, self.lease_seconds)
+            if claimed is None:
+                return None
+            row = conn.execute(_LOAD, {"delivery_id": delivery_id}).one()
+        service = ServiceState(*row[3:]) if row[3] is not None else None
+        return Work(delivery_id, claimed, row.payload, row.patches,
+                    self._version(row.broker_version_id), service)  # fmt: skip
+
+    def _version(self, version_id: int) -> BrokerVersion:
+        if version_id not in self.versions:
+            with self.runtime.sessions() as session:
+                self.versions[version_id] = session.scalars(
+                    select(BrokerVersion)
+                    .where(BrokerVersion.id == version_id)
+                    .options(joinedload(BrokerVersion.broker_type))
+                ).one()
+        return self.versions[version_id]
+
+    def _attempt(self, work: Work) -> Verdict:
+        service = work.service
         if service is None or not service.enabled:
             why = "the service was removed" if service is None else "the service is disabled"
-            self._finish(attempt, Outcome.SKIPPED, why)
-            move(delivery, DeliveryStatus.SKIPPED)
-            delivery.finished_at = utcnow()
-            return Outcome.SKIPPED, None
-        values = values_of(service, self.runtime.cipher)
-        missing = missing_required(delivery.broker_version.fields, values)
+            return Verdict(Outcome.SKIPPED, why)
+        values = self.runtime.cipher.decrypt(service.config_ciphertext)
+        missing = missing_required(work.version.fields, values)
         if missing:
             message = "configuration error: required field(s) empty: " + ", ".join(missing)
-            self._finish(attempt, Outcome.CONFIGURATION, message)
-            return self._decide(session, delivery, service, Outcome.CONFIGURATION, message)
-        result = self._run_sandboxed(delivery, attempt.number, values)
-        outcome = classify(result)
-        self._record(attempt, scrub(result, secrets_of(delivery, values)), outcome)
-        return self._decide(session, delivery, service, outcome, attempt.message)
+            return Verdict(Outcome.CONFIGURATION, message)
+        result = self._run_sandboxed(work, values)
+        result = scrub(result, secrets_of(work.version.fields, values))
+        return Verdict(classify(result), _message(result), result)
 
-    def _run_sandboxed(self, delivery: Delivery, number: int, values: dict[str, Any]) -> RunResult:
+    def _run_sandboxed(self, work: Work, values: dict[str, Any]) -> RunResult:
         if self.gateway is not None:
-            self.gateway.name_hosts(delivery.id, hosts_named_by(_url_values(delivery, values)))
+            urls = _url_values(work.version.fields, values)
+            self.gateway.name_hosts(work.delivery_id, hosts_named_by(urls))
         try:
-            bundle = bundles.load(delivery.broker_version)
-            return self.sandbox.run(bundle, envelope(delivery, number, values), self.limits)
+            bundle = bundles.load(work.version)
+            return self.sandbox.run(bundle, envelope(work, values), self.limits)
         except Exception as exc:  # the platform's own failure: recorded, retried
-            log.exception("delivery %s: the platform could not run the broker", delivery.id)
+            log.exception("delivery %s: the platform could not run the broker", work.delivery_id)
             return RunResult(
                 status=RunStatus.SANDBOX_ERROR,
                 error={
@@ -151,69 +217,102 @@ class Dispatcher:
                 },
             )
 
-    def _record(self, attempt: DeliveryAttempt, result: RunResult, outcome: Outcome) -> None:
-        attempt.run_status = str(result.status)
-        attempt.exit_code = result.exit_code
-        attempt.duration_seconds = result.duration_seconds
-        attempt.result = result.result
-        attempt.logs = list(result.logs)
-        attempt.requests = list(result.requests)
-        attempt.stdout = result.stdout[:OUTPUT_KEPT_CHARS]
-        attempt.stderr = result.stderr[:OUTPUT_KEPT_CHARS]
-        self._finish(attempt, outcome, _message(result))
+    def _settle(self, work: Work, verdict: Verdict) -> float | None:
+        """Record the attempt and move the delivery on (one transaction); the seconds until
+        the next attempt, or None when there is none."""
+        status, delay = self._next_status(work, verdict.outcome)
+        check_move(work.delivery_id, DeliveryStatus.RUNNING, status)
+        now = utcnow()
+        with self.runtime.engine.begin() as conn:
+            conn.execute(_FINISH_ATTEMPT, attempt_record(work.claim, verdict, now))
+            settled = conn.execute(_SETTLE_DELIVERY, {
+                "delivery_id": work.delivery_id, "number": work.claim.number,
+                "status": str(status), "lease_until": None,
+                "last_error": "" if verdict.outcome is Outcome.SUCCEEDED else verdict.message,
+                "next_attempt_at": due_at(delay, now) if delay is not None else None,
+                "finished_at": now if delay is None else None,
+            }).rowcount  # fmt: skip
+            if not settled:
+                log.warning("delivery %s: attempt %d was taken from this worker; its result is "
+                            "recorded, the delivery is left as it is",
+                            work.delivery_id, work.claim.number)  # fmt: skip
+                return None
+            disabled = self._count(conn, work, verdict, status)
+        if disabled:
+            self._tell_admins(disabled)
+        return delay
 
-    @staticmethod
-    def _finish(attempt: DeliveryAttempt, outcome: Outcome, message: str) -> None:
-        attempt.outcome = str(outcome)
-        attempt.message = message
-        attempt.finished_at = utcnow()
-
-    def _decide(
-        self, session: Session, delivery: Delivery, service: Service, outcome: Outcome, message: str
-    ) -> tuple[Outcome, float | None]:
-        delivery.lease_until = None
-        delivery.last_error = "" if outcome is Outcome.SUCCEEDED else message
+    def _next_status(self, work: Work, outcome: Outcome) -> tuple[DeliveryStatus, float | None]:
         if outcome is Outcome.SUCCEEDED:
-            move(delivery, DeliveryStatus.SUCCEEDED)
-            delivery.finished_at = utcnow()
-            service.consecutive_failures = 0
-            return outcome, None
-        delay = (
-            retry_delay(delivery.attempts, self.delays) if outcome is Outcome.TRANSIENT else None
-        )
-        if delay is not None:
-            move(delivery, DeliveryStatus.RETRYING)
-            delivery.next_attempt_at = due_at(delay)
-            return outcome, delay
-        move(delivery, DeliveryStatus.FAILED)
-        delivery.finished_at = utcnow()
-        self._count_failure(session, service, message)
-        return outcome, None
+            return DeliveryStatus.SUCCEEDED, None
+        if outcome is Outcome.SKIPPED:
+            return DeliveryStatus.SKIPPED, None
+        if outcome is Outcome.TRANSIENT:
+            delay = retry_delay(work.claim.number, self.delays)
+            if delay is not None:
+                return DeliveryStatus.RETRYING, delay
+        return DeliveryStatus.FAILED, None
 
-    def _count_failure(self, session: Session, service: Service, message: str) -> None:
-        service.consecutive_failures += 1
+    def _count(self, conn: Connection, work: Work, verdict: Verdict,
+               status: DeliveryStatus) -> int | None:  # fmt: skip
+        """Reset or count the service's failures in a row; the id of a service this
+        failure disabled (its admins are then told)."""
+        if work.service is None or status not in (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED):
+            return None
+        if status is DeliveryStatus.SUCCEEDED:
+            conn.execute(_RESET_FAILURES, {"service_id": work.service.id})
+            return None
+        failures, enabled = conn.execute(
+            update(SERVICES)
+            .where(SERVICES.c.id == work.service.id)
+            .values(consecutive_failures=SERVICES.c.consecutive_failures + 1)
+            .returning(SERVICES.c.consecutive_failures, SERVICES.c.enabled)
+        ).one()
         limit = int(self.runtime.config.get("AUTO_DISABLE_AFTER") or AUTO_DISABLE_AFTER)
-        if service.enabled and service.consecutive_failures >= limit:
-            service.enabled = False
-            service.disabled_reason = (
-                f"disabled after {service.consecutive_failures} failed deliveries in a row; "
-                f"last error: {message}"
-            )
-            session.flush()
-            notify.service_disabled(self.runtime, service)
+        if not enabled or failures < limit:
+            return None
+        reason = (f"disabled after {failures} failed deliveries in a row; "
+                  f"last error: {verdict.message}")  # fmt: skip
+        conn.execute(
+            update(SERVICES)
+            .where(SERVICES.c.id == work.service.id)
+            .values(enabled=False, disabled_reason=reason)
+        )
+        return work.service.id
+
+    def _tell_admins(self, service_id: int) -> None:
+        with self.runtime.sessions() as session:
+            service = session.get(Service, service_id)
+            if service is not None:
+                notify.service_disabled(self.runtime, service)
+
+
+def attempt_record(claimed: Claim, verdict: Verdict, now: datetime) -> dict[str, Any]:
+    """The attempt row's columns once it is over (parameters of ``_FINISH_ATTEMPT``)."""
+    record: dict[str, Any] = {"attempt_id": claimed.attempt_id, "outcome": str(verdict.outcome),
+                              "message": verdict.message, "finished_at": now}  # fmt: skip
+    result = verdict.result
+    if result is not None:
+        record.update(
+            run_status=str(result.status), exit_code=result.exit_code,
+            duration_seconds=result.duration_seconds, result=result.result,
+            logs=list(result.logs), requests=list(result.requests),
+            stdout=result.stdout[:OUTPUT_KEPT_CHARS], stderr=result.stderr[:OUTPUT_KEPT_CHARS],
+        )  # fmt: skip
+    return record
 
 
 MIN_SCRUBBED_CHARS = 4
 """shorter secret values are not scrubbed (they would mask ordinary words)"""
 
 
-def secrets_of(delivery: Delivery, values: dict[str, Any]) -> list[str]:
+def secrets_of(fields: list[dict[str, Any]], values: dict[str, Any]) -> list[str]:
     """The service's secret values as they may appear in logs: each password field's value
     and, for a secret URL (a chat webhook), its path and query on their own."""
     found: list[str] = []
-    for field in delivery.broker_version.fields:
-        value = str(values.get(field["label"]) or "")
-        if field["type"] != "password" or len(value) < MIN_SCRUBBED_CHARS:
+    for spec in fields:
+        value = str(values.get(spec["label"]) or "")
+        if spec["type"] != "password" or len(value) < MIN_SCRUBBED_CHARS:
             continue
         found.append(value)
         parts = urlsplit(value)
@@ -245,10 +344,10 @@ class HostNaming(Protocol):
     def forget(self, delivery_id: str) -> None: ...
 
 
-def _url_values(delivery: Delivery, values: dict[str, Any]) -> list[str]:
+def _url_values(fields: list[dict[str, Any]], values: dict[str, Any]) -> list[str]:
     """Values of fields that hold a URL: url-typed ones, and secrets that are URLs (a chat
     webhook's URL is its credential, so it is kept in a password field)."""
-    found = [str(values.get(f["label"]) or "") for f in delivery.broker_version.fields
+    found = [str(values.get(f["label"]) or "") for f in fields
              if f["type"] in ("url", "password")]  # fmt: skip
     return [v for v in found if v.startswith(("http://", "https://"))]
 

@@ -196,10 +196,10 @@ def test_only_one_of_many_concurrent_claims_wins(repo: Repo, runtime: Runtime) -
     barrier = threading.Barrier(8)
 
     def contend() -> None:
-        with runtime.sessions() as session:
+        with runtime.engine.begin() as conn:
             barrier.wait()
-            attempt = claim(session, delivery_id, "contender")
-            won.append(attempt.number if attempt else None)
+            attempt = claim(conn, delivery_id, "contender")
+        won.append(attempt.number if attempt else None)
 
     threads = [threading.Thread(target=contend) for _ in range(8)]
     for thread in threads:

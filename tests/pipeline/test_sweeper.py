@@ -75,7 +75,7 @@ def test_an_attempt_whose_worker_died_is_abandoned_and_run_again(
     from brokerage.platform.deliveries import claim
 
     with runtime.sessions() as session:  # a worker claims attempt 1, then dies
-        attempt = claim(session, delivery["id"], "dead-worker")
+        attempt = claim(session.connection(), delivery["id"], "dead-worker")
         assert attempt is not None and attempt.number == 1
         session.execute(update(Delivery).values(lease_until=utcnow() - timedelta(seconds=1)))
         session.commit()

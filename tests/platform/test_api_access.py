@@ -37,7 +37,8 @@ def delivery(app: Flask, client: FlaskClient, seed: Seeder) -> str:
     assert repo.push(push_body(commit(1, "fixes #1"))).status_code in (200, 201, 202)
     with app.extensions["brokerage.sessionmaker"]() as session:
         delivery_id = session.query(Delivery.id).scalar()
-        attempt = claim(session, delivery_id, "test-worker")
+        attempt = claim(session.connection(), delivery_id, "test-worker")
+        session.commit()
         assert attempt is not None and attempt.number == 1
     return str(delivery_id)
 
