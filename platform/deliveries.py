@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, bindparam, insert, update
 
 from brokerage.platform.errors import PlatformError
 from brokerage.platform.models import Delivery, DeliveryAttempt, utcnow
@@ -103,6 +103,21 @@ class Claim:
 
 DELIVERIES = Delivery.__table__
 ATTEMPTS = DeliveryAttempt.__table__
+_TAKE_ATTEMPT = (
+    update(DELIVERIES)
+    .where(
+        DELIVERIES.c.id == bindparam("delivery_id"),
+        DELIVERIES.c.status.in_([str(s) for s in CLAIMABLE]),
+    )
+    .values(
+        status=str(DeliveryStatus.RUNNING),
+        attempts=DELIVERIES.c.attempts + 1,
+        lease_until=bindparam("lease_ends"),
+    )
+    .returning(DELIVERIES.c.attempts)
+)
+_RECORD_ATTEMPT = insert(ATTEMPTS).returning(ATTEMPTS.c.id)
+"""built once: a claim runs for every attempt, and a built statement keeps its cache key"""
 
 
 def claim(
@@ -112,27 +127,17 @@ def claim(
     another worker holds it or it has finished. The caller commits, so what it reads in
     the same transaction costs no extra commit."""
     now = utcnow()
+    lease_ends = now + timedelta(seconds=lease_seconds)
     number = conn.execute(
-        update(DELIVERIES)
-        .where(DELIVERIES.c.id == delivery_id, DELIVERIES.c.status.in_(_CLAIMABLE_VALUES))
-        .values(
-            status=str(DeliveryStatus.RUNNING),
-            attempts=DELIVERIES.c.attempts + 1,
-            lease_until=now + timedelta(seconds=lease_seconds),
-        )
-        .returning(DELIVERIES.c.attempts)
+        _TAKE_ATTEMPT, {"delivery_id": delivery_id, "lease_ends": lease_ends}
     ).scalar_one_or_none()
     if number is None:
         return None
     attempt_id = conn.execute(
-        insert(ATTEMPTS)
-        .values(delivery_id=delivery_id, number=number, worker=worker, started_at=now)
-        .returning(ATTEMPTS.c.id)
+        _RECORD_ATTEMPT,
+        {"delivery_id": delivery_id, "number": number, "worker": worker, "started_at": now},
     ).scalar_one()
     return Claim(attempt_id, number)
-
-
-_CLAIMABLE_VALUES = [str(s) for s in CLAIMABLE]
 
 
 def due_at(delay: float, now: datetime | None = None) -> datetime:
