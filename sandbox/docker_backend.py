@@ -3,9 +3,10 @@
 Each container: no network, read-only root, uid 65534, every capability
 dropped, no-new-privileges, Docker's default seccomp profile, pids / memory
 (= memory+swap) / CPU limits, a small noexec tmpfs on /tmp, a nofile ulimit.
-It is created (not ``run``) with stdin open and ``stdin_once``, attached before
-it starts, and its multiplexed stream demultiplexed here; the host kills and
-removes it when a run passes its deadline. Each container is labelled with the
+Its runner talks to the host over a Unix socket the host listens on in a directory
+mounted into the container (:class:`ControlSocket`): Docker's daemons copy nothing
+per run, only the runner's stderr comes through Docker's attach stream. The host
+kills and removes the container when a run passes its deadline. Each container is labelled with the
 process that started it, so a later backend on this host can remove it if that
 process died without closing it (:mod:`reaper`).
 """
@@ -15,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import shutil
 import socket
 import struct
+import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -32,17 +35,28 @@ RUNNER_OVERHEAD_BYTES = 96 * 1024 * 1024
 """memory the runner itself and the next pre-forked child need beyond a run's limit"""
 SHM_BYTES = 1024 * 1024
 """size of the container's /dev/shm (wiped after each run like /tmp)"""
+CONNECT_TIMEOUT_SECONDS = 30.0
+"""seconds a started container's runner may take to connect to its control socket"""
+CONTROL_SOCKET = "runner.sock"
+IN_SANDBOX_CONTROL_DIR = "/run/brokerage-runner"
+"""where the control socket's directory is mounted (read-only) in the container"""
 LABEL = reaper.LABEL
 _HEADER = struct.Struct(">BxxxL")
 
 
 class DockerStream:
-    """Docker's attach socket: we write stdin, it sends multiplexed stdout/stderr."""
+    """The runner's control socket, plus Docker's attach stream for its stderr only.
 
-    def __init__(self, attach: Any) -> None:
-        self._attach = attach  # keep the SDK's wrapper alive: it owns the response
-        self.sock: socket.socket = getattr(attach, "_sock", attach)
+    Frames travel over a Unix socket the host listens on in a directory mounted into the
+    container (the runner connects at start), so Docker's daemons copy nothing per run;
+    the attach stream carries only the runner's own diagnostics.
+    """
+
+    def __init__(self, sock: socket.socket, attach: Any) -> None:
+        self.sock = sock
         self.sock.setblocking(True)
+        self._attach = attach  # keep the SDK's wrapper alive: it owns the response
+        self._err_sock: socket.socket = getattr(attach, "_sock", attach)
         self._raw = bytearray()
         self._err = bytearray()
         keep_out_of_forks(self)
@@ -55,49 +69,82 @@ class DockerStream:
             self.sock.shutdown(socket.SHUT_WR)
 
     def recv(self, timeout: float) -> bytes:
-        deadline = time.monotonic() + max(timeout, 0)
-        while True:
-            out = self._demux()
-            if out:
-                return out
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([self.sock], [], [], max(remaining, 0))
-            if not ready:
-                raise TimeoutError
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                return b""
-            self._raw += chunk
+        ready, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+        if not ready:
+            raise TimeoutError
+        return self.sock.recv(1 << 20)
 
-    def _demux(self) -> bytes:
-        out = bytearray()
+    def diagnostics(self) -> str:
+        """What the runner wrote to stderr so far (read without waiting)."""
+        with contextlib.suppress(OSError, ValueError):
+            while select.select([self._err_sock], [], [], 0.05)[0]:
+                chunk = self._err_sock.recv(1 << 16)
+                if not chunk:
+                    break
+                self._raw += chunk
+        self._demux()
+        return bytes(self._err).decode(errors="replace")
+
+    def _demux(self) -> None:
         while len(self._raw) >= _HEADER.size:
-            kind, size = _HEADER.unpack_from(self._raw)
+            _, size = _HEADER.unpack_from(self._raw)
             if len(self._raw) < _HEADER.size + size:
                 break
             payload = self._raw[_HEADER.size : _HEADER.size + size]
             del self._raw[: _HEADER.size + size]
-            if kind == 1:
-                out += payload
-            else:
-                self._err = (self._err + payload)[-DIAGNOSTIC_BYTES:]
-        return bytes(out)
-
-    def diagnostics(self) -> str:
-        return bytes(self._err).decode(errors="replace")
+            self._err = (self._err + payload)[-DIAGNOSTIC_BYTES:]
 
     def forget(self) -> None:
         # detach: the SDK's file wrapper keeps socket.close() from closing the descriptor
-        with contextlib.suppress(OSError):
-            os.close(self.sock.detach())
+        for sock in (self.sock, self._err_sock):
+            with contextlib.suppress(OSError):
+                os.close(sock.detach())
 
     def close(self) -> None:
         try:
             self.sock.close()
+            self._err_sock.close()
         finally:
             close = getattr(self._attach, "close", None)
             if close is not None:
                 close()
+
+
+class ControlSocket:
+    """The host end of a runner's control socket: a listener in a directory of its own,
+    mounted into the container, that accepts the container's runner and nobody else."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="brokerage-runner-")
+        os.chmod(self.directory, 0o711)  # the sandbox's unprivileged user must reach it
+        self.path = os.path.join(self.directory, CONTROL_SOCKET)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.path)
+        os.chmod(self.path, 0o666)
+        self.listener.listen(4)
+
+    def accept(self, runner_pid: int, timeout: float) -> socket.socket:
+        """The runner's connection; a connection from any other process is dropped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.listener.settimeout(max(deadline - time.monotonic(), 0.001))
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError as exc:
+                raise SandboxError("the runner did not connect to its control socket") from exc
+            if peer_pid(conn) == runner_pid:
+                return conn
+            conn.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def peer_pid(conn: socket.socket) -> int:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, _, _ = struct.unpack("3i", creds)
+    return int(pid)
 
 
 class DockerSandbox(Sandbox):
@@ -108,6 +155,7 @@ class DockerSandbox(Sandbox):
         super().__init__(bundle, limits, egress, options)
         self.client, self.image_tag = client, image_tag
         self.container_id: str | None = None
+        self.control: ControlSocket | None = None
         self.stream: DockerStream | None = None
         self.start_seconds = 0.0
         """seconds from create to the runner's ready frame"""
@@ -119,19 +167,29 @@ class DockerSandbox(Sandbox):
 
     def _launch(self) -> DockerStream:
         api = self.client.api
+        self.control = ControlSocket()
         created = api.create_container(**self.container_spec())
         self.container_id = created["Id"]
-        attach = api.attach_socket(
-            self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-        )
-        self.stream = DockerStream(attach)
-        api.start(self.container_id)
+        attach = api.attach_socket(self.container_id, params={"stderr": 1, "stream": 1})
+        try:
+            api.start(self.container_id)
+            runner_pid = int(api.inspect_container(self.container_id)["State"]["Pid"])
+            conn = self.control.accept(runner_pid, CONNECT_TIMEOUT_SECONDS)
+        except BaseException:
+            attach.close()
+            raise
+        finally:
+            self.control.close()  # the runner is connected (or failed): nobody else may be
+            self.control = None
+        self.stream = DockerStream(conn, attach)
         return self.stream
 
     def container_spec(self) -> dict[str, Any]:
         limits, api = self.limits, self.client.api
         memory = limits.memory_bytes + RUNNER_OVERHEAD_BYTES
         binds = {}
+        if self.control is not None:
+            binds[self.control.directory] = {"bind": IN_SANDBOX_CONTROL_DIR, "mode": "ro"}
         if self.egress_dir is not None:
             binds[self.egress_dir] = {"bind": "/run/brokerage", "mode": "rw"}
         import docker.types
@@ -150,7 +208,8 @@ class DockerSandbox(Sandbox):
             ulimits=[docker.types.Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile)],
             binds=binds,
             ipc_mode="private",
-            # if this process dies, the runner sees EOF, exits, and the container goes
+            # if this process dies, the runner sees EOF on its control socket, exits, and
+            # the container goes
             auto_remove=True,
         )
         return {
@@ -165,10 +224,11 @@ class DockerSandbox(Sandbox):
                 "/tmp",
                 "--wipe",
                 "/dev/shm",
+                "--control",
+                f"{IN_SANDBOX_CONTROL_DIR}/{CONTROL_SOCKET}",
                 *self.runner_flags(),
             ],  # fmt: skip
             "user": image.SANDBOX_USER,
-            "stdin_open": True,  # with detach=False this also sets StdinOnce
             "tty": False,
             "network_disabled": True,
             "working_dir": "/tmp",
@@ -192,6 +252,9 @@ class DockerSandbox(Sandbox):
         return RunStatus.CRASHED, f"the sandbox exited with status {state.get('ExitCode')}"
 
     def _kill(self) -> None:
+        if self.control is not None:
+            self.control.close()
+            self.control = None
         if self.stream is not None:
             self.stream.close()
             self.stream = None

@@ -3,7 +3,7 @@
 Usage inside the sandbox::
 
     python3 -I -B /opt/brokerage/runner/runner.py [--kill-all] [--rlimit-nproc] [--wipe DIR ...]
-                                                  [--idle-exit SECONDS]
+                                                  [--idle-exit SECONDS] [--control SOCKET]
 
 The runner is the only writer of the real stdout: each run's child gets fresh
 pipes for stdin (the envelope), stdout, stderr and the result channel, and the
@@ -15,6 +15,10 @@ buffers that held them are zeroed after each run.
 ``--kill-all`` says the runner is PID 1 of a private PID namespace: after each
 run it kills every other process there (strays a broker left behind). Without
 it only the child's process group is killed.
+
+``--control`` makes the runner connect to that Unix socket at start and read and
+write its frames there instead of on stdin/stdout (the Docker backend: the host
+listens on it, so no daemon copies the frames).
 
 ``--idle-exit`` makes the runner exit when no request arrived for that many
 seconds: a sandbox whose host process died without closing it (and whose stdin
@@ -31,6 +35,7 @@ import os
 import resource
 import select
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -496,9 +501,9 @@ def oom_kills() -> int:
 
 class Runner:
     def __init__(self, kill_all: bool, wipe_dirs: list[str], rlimit_nproc: bool,
-                 idle_exit: float | None = None) -> None:  # fmt: skip
+                 idle_exit: float | None = None, control: str | None = None) -> None:  # fmt: skip
         self.kill_all, self.wipe_dirs, self.rlimit_nproc = kill_all, wipe_dirs, rlimit_nproc
-        self.idle_exit = idle_exit
+        self.idle_exit, self.control = idle_exit, control
         self.program: execute.Program | None = None
         self.next_run: Run | None = None
         self.runs = 0
@@ -584,9 +589,19 @@ class Runner:
         return run or Run(self.program)
 
 
+def use_control_socket(path: str) -> None:
+    """Frames go over the socket at ``path``: it becomes our stdin and stdout."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    os.dup2(sock.fileno(), 0)
+    os.dup2(sock.fileno(), 1)
+    sock.close()
+
+
 def parse_args(argv: list[str]) -> Runner:
     kill_all, rlimit_nproc, wipe_dirs, args = False, False, [], list(argv)
     idle_exit: float | None = None
+    control: str | None = None
     while args:
         arg = args.pop(0)
         if arg == "--kill-all":
@@ -597,7 +612,9 @@ def parse_args(argv: list[str]) -> Runner:
             wipe_dirs.append(args.pop(0))
         elif arg == "--idle-exit" and args:
             idle_exit = float(args.pop(0))
-    return Runner(kill_all, wipe_dirs, rlimit_nproc, idle_exit)
+        elif arg == "--control" and args:
+            control = args.pop(0)
+    return Runner(kill_all, wipe_dirs, rlimit_nproc, idle_exit, control)
 
 
 def main(argv: list[str]) -> int:
@@ -606,6 +623,8 @@ def main(argv: list[str]) -> int:
     # must give the runner BrokenPipeError, not kill it
     runner = parse_args(argv)
     try:
+        if runner.control:
+            use_control_socket(runner.control)
         return runner.serve()
     except frames.FrameError as exc:
         print(f"runner: {exc}", file=sys.stderr)

@@ -20,7 +20,7 @@ def test_warm_container_is_hardened(request, docker_client):
     finally:
         backend.close()
     assert config["User"] == "65534:65534"
-    assert config["OpenStdin"] and config["StdinOnce"] and not config["Tty"]
+    assert not config["OpenStdin"] and not config["Tty"]  # frames go over the control socket
     assert host["NetworkMode"] == "none"
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
@@ -32,7 +32,8 @@ def test_warm_container_is_hardened(request, docker_client):
     assert host["NanoCpus"] == 500_000_000
     assert "size=8388608" in host["Tmpfs"]["/tmp"] and "noexec" in host["Tmpfs"]["/tmp"]
     assert host["Ulimits"] == [{"Name": "nofile", "Soft": 100, "Hard": 100}]
-    assert host["Binds"] in (None, [])
+    [control] = host["Binds"]  # only the control socket's directory, read-only
+    assert control.endswith(":/run/brokerage-runner:ro")
 
 
 def test_sandbox_is_replaced_after_a_limit_breach(request):
@@ -68,7 +69,7 @@ def test_container_goes_away_when_its_host_side_vanishes(request, docker_client)
         backend.run(TRIVIAL, envelope(), FAST)
         [sandbox] = [s for pool in backend.pool.pools.values() for s in pool.idle]
         container_id = sandbox.container_id
-        sandbox.stream.close()  # as if the worker process died: stdin reaches EOF
+        sandbox.stream.close()  # as if the worker process died: its control socket closes
         for _ in range(100):
             if not docker_client.containers.list(all=True, filters={"id": container_id}):
                 break
@@ -76,3 +77,31 @@ def test_container_goes_away_when_its_host_side_vanishes(request, docker_client)
         assert not docker_client.containers.list(all=True, filters={"id": container_id})
     finally:
         backend.close()
+
+
+def test_the_control_socket_accepts_its_runner_and_nobody_else():
+    import os
+    import socket
+
+    import pytest
+
+    from brokerage.sandbox.docker_backend import ControlSocket
+    from brokerage.sandbox.errors import SandboxError
+
+    control = ControlSocket()
+    try:
+        stranger = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stranger.connect(control.path)
+        with pytest.raises(SandboxError, match="did not connect"):
+            control.accept(runner_pid=os.getpid() + 1, timeout=0.3)
+        assert stranger.recv(1) == b""  # dropped
+        runner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        runner.connect(control.path)
+        with control.accept(runner_pid=os.getpid(), timeout=5) as conn:
+            runner.sendall(b"ready")
+            assert conn.recv(5) == b"ready"
+        stranger.close()
+        runner.close()
+    finally:
+        control.close()
+    assert not os.path.exists(control.directory)
