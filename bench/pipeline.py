@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from cpu import CpuMeter, descendants
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -86,6 +87,8 @@ class Platform:
     data: Path
     redis: Redis
     workers: list[subprocess.Popen[bytes]]
+    server_pid: int
+    redis_pid: int
 
     def session(self, user: str) -> requests.Session:
         http = requests.Session()
@@ -145,7 +148,8 @@ def platform(workdir: Path) -> Iterator[Platform]:
         workers = _start_workers(env, WORKERS, workdir)
         base = f"http://127.0.0.1:{web_port}"
         _wait_http(base + "/1.0/user")
-        yield Platform(base, env, workdir / "data", Redis(port=redis_port), workers)
+        yield Platform(base, env, workdir / "data", Redis(port=redis_port), workers,
+                       procs[0].pid, redis_proc.pid)  # fmt: skip
     finally:
         for proc in procs + workers:
             proc.send_signal(signal.SIGTERM)
@@ -292,10 +296,24 @@ def _ts(value: Any) -> float:
     return datetime.fromisoformat(str(value)).timestamp()
 
 
+def cpu_meter(plat: Platform) -> CpuMeter:
+    """CPU per component: the web server, the workers (and their forks), Redis, this client."""
+    return CpuMeter({
+        "web server (ingestion)": lambda: descendants(plat.server_pid),
+        "workers": lambda: [pid for w in plat.workers for pid in descendants(w.pid)],
+        "redis": lambda: [plat.redis_pid],
+        "benchmark client": lambda: [os.getpid()],
+    })  # fmt: skip
+
+
 def e2e_rate(plat: Platform, slug: str, token: str, pushes: int, services: int,
-             commits: int = 1) -> tuple[float, int]:  # fmt: skip
+             commits: int = 1, meter: CpuMeter | None = None) -> tuple[float, int]:  # fmt: skip
+    if meter is not None:
+        meter.start()
     send_pushes(plat, slug, token, pushes, commits)
     rows = await_deliveries(plat, slug, pushes * services)
+    if meter is not None:
+        meter.stop()
     failed = sum(1 for r in rows if r[2] != "succeeded")
     span = max(_ts(r[1]) for r in rows) - min(_ts(r[0]) for r in rows)
     return len(rows) / span, failed
@@ -308,8 +326,9 @@ def latency(plat: Platform, slug: str, token: str, pushes: int, services: int,
     return [(_ts(r[1]) - _ts(r[0])) * 1000 for r in rows]
 
 
-def rq_noop_rate(plat: Platform, jobs: int) -> float:
-    """RQ's ceiling: the same worker class (SimpleWorker), count and serializer, no-op jobs."""
+def rq_noop_rate(plat: Platform, jobs: int) -> tuple[float, CpuMeter]:
+    """RQ's ceiling: the same worker class (SimpleWorker), count and serializer, no-op jobs;
+    and the CPU those jobs took."""
     queue = Queue("bench-noop", connection=plat.redis, serializer=JSONSerializer)
     queue.empty()
     bench_dir = str(Path(__file__).resolve().parent)
@@ -322,6 +341,12 @@ def rq_noop_rate(plat: Platform, jobs: int) -> float:
         for _ in range(WORKERS)
     ]  # fmt: skip
     time.sleep(3)  # workers up and idle before the clock starts
+    meter = CpuMeter({
+        "rq workers": lambda: [pid for w in workers for pid in descendants(w.pid)],
+        "redis": lambda: [plat.redis_pid],
+        "benchmark client": lambda: [os.getpid()],
+    })  # fmt: skip
+    meter.start()
     started = time.monotonic()
     pipe_jobs = [Queue.prepare_data("pipeline.noop", result_ttl=0) for _ in range(jobs)]
     queue.enqueue_many(pipe_jobs)
@@ -329,10 +354,11 @@ def rq_noop_rate(plat: Platform, jobs: int) -> float:
     while queue.count or started_registry.count:
         time.sleep(0.01)
     elapsed = time.monotonic() - started
+    meter.stop()
     for worker in workers:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
-    return jobs / elapsed
+    return jobs / elapsed, meter
 
 
 # -- the run ----------------------------------------------------------------------------
@@ -359,9 +385,10 @@ def run(plat: Platform, pushes: int, services: int, quick: bool) -> None:
     print(f"installed {len(types)} trivial vendor brokers (upload, verification, approval)")
     warm = make_repository(plat, "warmup", types, len(types))
     e2e_rate(plat, "warmup", warm, 3, len(types))  # start every warm pool
-    ceiling = rq_noop_rate(plat, pushes * services)
+    ceiling, ceiling_cpu = rq_noop_rate(plat, pushes * services)
     token = make_repository(plat, "main", types[:1], services)
-    rate, failed = e2e_rate(plat, "main", token, pushes, services)
+    meter = cpu_meter(plat)
+    rate, failed = e2e_rate(plat, "main", token, pushes, services, meter=meter)
     lat_token = make_repository(plat, "latency", types[:1], services)
     lat = latency(
         plat, "latency", lat_token, pushes // 4, services, rate=max(1.0, rate / services / 2)
@@ -372,6 +399,10 @@ def run(plat: Platform, pushes: int, services: int, quick: bool) -> None:
     print(f"| failed deliveries | {failed} |")
     print(f"| push -> delivery latency p50 / p99 (ms, at half that rate) | "
           f"{statistics.median(lat):.0f} / {percentile(lat, 0.99):.0f} |")  # fmt: skip
+    print()
+    print(ceiling_cpu.table(pushes * services, "no-op job"))
+    print()
+    print(meter.table(pushes * services, "delivery"))
     curves(plat, types, 20 if quick else 60)
     ratio = rate / ceiling
     verdict = "meets" if ratio >= TARGET_RATIO else "misses"
