@@ -11,14 +11,17 @@ import logging
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm.attributes import set_committed_value
 
 from brokerage.platform import accounts, delivery_queue, pushes, repositories
 from brokerage.platform.auth import authenticate
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import DeliveryStatus
 from brokerage.platform.errors import AuthenticationError, BadRequestError, NotFoundError
-from brokerage.platform.models import Delivery, Push, Repository
+from brokerage.platform.models import Delivery, Push, Repository, User
+from brokerage.platform.pushes import shown
 from brokerage.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -31,11 +34,21 @@ def runtime() -> Runtime:
     return found
 
 
+_PUSHED_REPOSITORY = (
+    select(Repository)
+    .join(Repository.owner)
+    .options(contains_eager(Repository.owner))
+    .where(User.username == bindparam("owner"), Repository.slug == bindparam("slug"))
+)
+"""``repositories.find_repository``, loading the owner the payload names; built once (building
+a statement per request costs more than running it)"""
+
+
 def _pushing_repository(account: str, repo_slug: str) -> Repository:
     auth = request.authorization
     if auth is None or auth.type != "bearer" or not auth.token:
         raise AuthenticationError("a push needs the repository's push token as a Bearer token")
-    repo = repositories.find_repository(get_session(), account, repo_slug)
+    repo = get_session().scalar(_PUSHED_REPOSITORY, {"owner": account, "slug": repo_slug})
     if repo is None:
         raise NotFoundError(f"repository {account}/{repo_slug} does not exist")
     if repo.push_token_hash is None or repo.push_token_hash != accounts.hash_secret(auth.token):
@@ -43,33 +56,38 @@ def _pushing_repository(account: str, repo_slug: str) -> Repository:
     return repo
 
 
-def enqueue_new(rt: Runtime, deliveries: list[Delivery]) -> None:
-    """Enqueue the first attempt of each delivery; mark queued what reached Redis."""
-    queued = [d.id for d in deliveries]
-    if not queued or not delivery_queue.enqueue_first_attempts(rt, queued):
-        return
+def enqueue_stored(rt: Runtime, delivery_ids: list[str]) -> bool:
+    """Enqueue the first attempt of each delivery, stored ``queued`` and committed; False if
+    Redis could not be reached, after marking them ``pending`` (not on the queue: the sweeper
+    enqueues them once Redis is back).
+
+    Deliveries are born ``queued`` so that the common case costs no second transaction. One
+    whose job never reaches Redis although this process meant to put it there (it died
+    between the commit and the enqueue) is still found: the sweeper re-enqueues a ``queued``
+    delivery that Redis holds no live job for, as it does when Redis loses a job."""
+    if not delivery_ids or delivery_queue.enqueue_first_attempts(rt, delivery_ids):
+        return True
     with rt.sessions() as session:
         session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(queued), Delivery.status == str(DeliveryStatus.PENDING))
-            .values(status=str(DeliveryStatus.QUEUED))
+            .where(
+                Delivery.id.in_(delivery_ids),
+                Delivery.status == str(DeliveryStatus.QUEUED),
+                Delivery.attempts == 0,
+            )
+            .values(status=str(DeliveryStatus.PENDING))
         )
         session.commit()
+    return False
 
 
-def shown(push: Push) -> dict[str, Any]:
-    return {
-        "id": push.id,
-        "push_id": push.client_push_id,
-        "user": push.user,
-        "received_at": push.received_at.isoformat(),
-        "test": push.is_test,
-        "commits": len(push.payload.get("commits", [])),
-        "truncated": bool(push.payload.get("truncated")),
-        "deliveries": [
-            {"id": d.id, "service": d.service_id, "status": d.status} for d in push.deliveries
-        ],
-    }
+def enqueue_new(rt: Runtime, deliveries: list[Delivery]) -> None:
+    """Enqueue the first attempt of new deliveries (``pushes.create_deliveries``, committed);
+    those that could not reach Redis are marked ``pending``, here too."""
+    if not enqueue_stored(rt, [d.id for d in deliveries]):
+        for delivery in deliveries:
+            if delivery.status == DeliveryStatus.QUEUED and delivery.attempts == 0:
+                set_committed_value(delivery, "status", str(DeliveryStatus.PENDING))
 
 
 @bp.post("/pushes", strict_slashes=False)
@@ -81,15 +99,17 @@ def receive_push(account: str, repo_slug: str) -> Any:
             "malformed push: the body must be JSON (Content-Type: application/json)"
         )
     session = get_session()
-    push, created = pushes.ingest(
+    stored = pushes.ingest(
         session, repo, pushes.validate_body(body), current_app.config["CANON_URL"]
     )
-    session.commit()
-    if created:
-        enqueue_new(runtime(), list(push.deliveries))
-        session.refresh(push)
-    response = jsonify(shown(push))
-    response.status_code = 202 if created else 200
+    answer = stored.shown
+    if stored.created:
+        session.commit()
+        if not enqueue_stored(runtime(), stored.delivery_ids):
+            for delivery in answer["deliveries"]:
+                delivery["status"] = str(DeliveryStatus.PENDING)
+    response = jsonify(answer)
+    response.status_code = 202 if stored.created else 200
     return response
 
 

@@ -4,7 +4,10 @@ Runs every ``SWEEP_INTERVAL`` seconds in every worker process; sweeping twice at
 harmless, because each change is a conditional update and a job id names one attempt.
 
 - ``pending`` for longer than ``GRACE``: the enqueue after ingestion failed -> enqueue.
-- ``queued`` or ``retrying`` (and due) with no live job in Redis -> enqueue again.
+- ``queued`` or ``retrying`` (and due) with no live job in Redis -> enqueue again. A
+  ``queued`` delivery's job may be missing because Redis lost it, or because it never got
+  there: ingestion stores deliveries ``queued`` and enqueues right after its commit, so a
+  web process that died in between leaves them ``queued`` without a job.
 - ``running`` past its lease: the worker died mid-run -> the attempt is marked
   abandoned and the next attempt is enqueued.
 """

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from brokerage.platform.runtime import Runtime
 from tests.pipeline.conftest import Repo, commit, push_body
@@ -74,6 +75,80 @@ def test_push_with_redis_down_is_stored_pending(repo: Repo, redis_server: RedisS
     response = repo.push(push_body(commit(1)))
     assert response.status_code == 202
     assert [d["status"] for d in response.json["deliveries"]] == ["pending"]
+    assert [d["status"] for d in repo.get("deliveries")] == ["pending"]  # what the sweeper finds
+
+
+def test_the_answer_is_what_was_stored(repo: Repo) -> None:
+    """The 202 answer is built from what ingestion holds, not read back: it must say what
+    reading the push back says (ids, times as the database gives them, delivery order)."""
+    services = [repo.add_service(f"type=POST&URL=http://127.0.0.1:9/{n}") for n in range(3)]
+    body = push_body(commit(1), commit(2))
+    body["truncated"] = True
+    response = repo.push(body)
+    assert response.status_code == 202
+    stored = repo.get(f"pushes/{response.json['id']}")
+    del stored["payload"]
+    assert response.json == stored
+    assert [d["service"] for d in response.json["deliveries"]] == services
+    assert (response.json["commits"], response.json["truncated"]) == (2, True)
+    again = repo.push(body)  # a retried hook call answers from the database
+    assert (again.status_code, again.json) == (200, response.json)
+
+
+def test_a_push_is_stored_and_queued_with_one_commit(repo: Repo, app: Flask) -> None:
+    """The push, its seen commits and its deliveries commit together, and nothing else
+    commits: the deliveries are stored ``queued`` rather than marked so after the enqueue."""
+    for n in range(3):
+        repo.add_service(f"type=POST&URL=http://127.0.0.1:9/{n}")
+    commits: list[object] = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+
+    engine = app.extensions["brokerage.engine"]
+    event.listen(engine, "commit", count)
+    try:
+        response = repo.push(push_body(commit(1), commit(2)))
+    finally:
+        event.remove(engine, "commit", count)
+    assert response.status_code == 202
+    assert len(commits) == 1
+    assert [d["status"] for d in repo.get("deliveries")] == ["queued"] * 3
+
+
+def test_a_push_without_new_commits_still_reaches_every_service(
+    repo: Repo, runtime: Runtime
+) -> None:
+    """A deleted branch, or a new one made of commits the repository already had."""
+    repo.add_service("type=POST&URL=http://127.0.0.1:9/a")
+    repo.push(push_body(commit(1)))
+    for body in (push_body(), push_body(commit(1))):
+        response = repo.push(body)
+        assert response.status_code == 202
+        assert response.json["commits"] == 0
+        assert [d["status"] for d in response.json["deliveries"]] == ["queued"]
+    assert runtime.queue.count == 3
+
+
+def test_a_test_push_answers_the_status_it_has(repo: Repo) -> None:
+    sid = repo.add_service("type=POST&URL=http://127.0.0.1:9/a")
+    response = repo.client.post(
+        f"/1.0/repositories/marcus/project-x/services/{sid}/test", headers=repo.auth
+    )
+    assert response.status_code == 202
+    assert response.json["status"] == "queued"
+    assert repo.get(f"deliveries/{response.json['id']}")["status"] == "queued"
+
+
+def test_a_test_push_with_redis_down_is_pending(repo: Repo, redis_server: RedisServer) -> None:
+    sid = repo.add_service("type=POST&URL=http://127.0.0.1:9/a")
+    redis_server.stop()
+    response = repo.client.post(
+        f"/1.0/repositories/marcus/project-x/services/{sid}/test", headers=repo.auth
+    )
+    assert response.status_code == 202
+    assert response.json["status"] == "pending"
+    assert repo.get(f"deliveries/{response.json['id']}")["status"] == "pending"
 
 
 def _bad(body: Any) -> Any:

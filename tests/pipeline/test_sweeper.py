@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from brokerage.platform import sweeper
+from brokerage.platform import delivery_queue, sweeper
 from brokerage.platform.models import Delivery, utcnow
 from brokerage.platform.runtime import Runtime
 from brokerage.platform.worker import run_worker
@@ -48,6 +48,44 @@ def test_pushes_made_while_redis_was_down_are_delivered_when_it_is_back(
     assert len(sweeper.sweep(runtime).enqueued) == 3
     run_worker(runtime, "burst-worker", burst=True)
     assert statuses(repo) == ["succeeded"] * 3
+
+
+def test_a_queued_delivery_whose_job_is_in_redis_is_left_alone(
+    repo: Repo, runtime: Runtime
+) -> None:
+    repo.add_service("type=POST&URL=http://127.0.0.1:9/a")
+    repo.push(push_body(commit(1)))
+    assert statuses(repo) == ["queued"] and runtime.queue.count == 1
+    assert sweeper.sweep(runtime).enqueued == []
+    assert runtime.queue.count == 1
+
+
+class Died(BaseException):
+    """The web process stopping dead (SIGKILL, power cut): nothing after it runs."""
+
+
+def test_deliveries_whose_web_process_died_before_the_enqueue_are_run_once(
+    repo: Repo, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ingestion stores deliveries ``queued`` and enqueues right after its commit; dying in
+    between leaves them ``queued`` with no job. The sweeper enqueues each one once."""
+    repo.add_service("type=POST&URL=http://127.0.0.1:9/a")
+    repo.add_service("type=POST&URL=http://127.0.0.1:9/b")
+
+    def die(_runtime: Runtime, _ids: list[str]) -> bool:
+        raise Died
+
+    with monkeypatch.context() as patch:
+        patch.setattr(delivery_queue, "enqueue_first_attempts", die)
+        with pytest.raises(Died):
+            repo.push(push_body(commit(1)))
+    assert statuses(repo) == ["queued"] * 2  # committed before the process died
+    assert runtime.queue.count == 0
+    assert len(sweeper.sweep(runtime).enqueued) == 2
+    assert sweeper.sweep(runtime).enqueued == []  # their jobs are alive now: no duplicates
+    run_worker(runtime, "burst-worker", burst=True)
+    assert statuses(repo) == ["succeeded"] * 2
+    assert all(d["attempts"] == 1 for d in repo.get("deliveries"))
 
 
 def test_jobs_lost_in_a_redis_restart_are_enqueued_again(
