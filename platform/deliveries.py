@@ -29,7 +29,8 @@ from brokerage.platform.models import Delivery, DeliveryAttempt, utcnow
 
 class DeliveryStatus(StrEnum):
     PENDING = "pending"  # stored, not yet known to be on the queue
-    QUEUED = "queued"  # a job for its next attempt is on the queue
+    QUEUED = "queued"  # a job for its next attempt is on the queue, or about to be (the
+    # sweeper enqueues again when Redis has no live job for it)
     RUNNING = "running"  # an attempt holds the lease
     RETRYING = "retrying"  # an attempt failed; the next one is due at next_attempt_at
     SUCCEEDED = "succeeded"
@@ -39,7 +40,9 @@ class DeliveryStatus(StrEnum):
 
 TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     DeliveryStatus.PENDING: frozenset({DeliveryStatus.QUEUED, DeliveryStatus.RUNNING}),
-    DeliveryStatus.QUEUED: frozenset({DeliveryStatus.RUNNING}),
+    DeliveryStatus.QUEUED: frozenset(
+        {DeliveryStatus.RUNNING, DeliveryStatus.PENDING}  # PENDING: Redis was unreachable
+    ),
     DeliveryStatus.RUNNING: frozenset(
         {
             DeliveryStatus.SUCCEEDED,

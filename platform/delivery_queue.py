@@ -14,7 +14,6 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from brokerage.platform.runtime import Runtime
@@ -72,15 +71,14 @@ def enqueue(runtime: Runtime, delivery_id: str, attempt: int, delay: float = 0) 
     return True
 
 
-def job_alive(runtime: Runtime, delivery_id: str, attempt: int) -> bool:
-    """Whether Redis still holds a waiting, scheduled or running job for this attempt.
-    Raises RedisError when Redis cannot be asked (the caller then does nothing)."""
-    try:
-        job = Job.fetch(
-            job_id(delivery_id, attempt),
-            connection=runtime.redis,
-            serializer=runtime.queue.serializer,
-        )
-    except NoSuchJobError:
-        return False
-    return job.get_status(refresh=False) in LIVE_STATUSES
+def live_jobs(runtime: Runtime, attempts: list[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of these (delivery id, attempt) have a waiting, scheduled or running job in
+    Redis; one round trip however many. Raises RedisError when Redis cannot be asked (the
+    caller then does nothing)."""
+    pipe = runtime.redis.pipeline(transaction=False)
+    for delivery_id, attempt in attempts:
+        pipe.hget(Job.key_for(job_id(delivery_id, attempt)), "status")
+    statuses = pipe.execute()
+    live = {s.value for s in LIVE_STATUSES}
+    return {key for key, status in zip(attempts, statuses, strict=True)
+            if status is not None and status.decode() in live}  # fmt: skip

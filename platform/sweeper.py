@@ -67,16 +67,21 @@ def _requeue(
     runtime: Runtime, delivery: Delivery, from_status: DeliveryStatus, report: SweepReport
 ) -> None:
     attempt = delivery.attempts + 1
-    if from_status is not DeliveryStatus.PENDING and delivery_queue.job_alive(
-        runtime, delivery.id, attempt
-    ):
-        return
     if from_status is not DeliveryStatus.QUEUED and not _mark_queued(
         runtime, delivery, from_status
     ):
         return
     if delivery_queue.enqueue(runtime, delivery.id, attempt):
         report.enqueued.append(delivery.id)
+
+
+def _without_live_job(runtime: Runtime, deliveries: list[Delivery]) -> list[Delivery]:
+    """The deliveries whose next attempt has no live job in Redis (asked in one round trip:
+    during a long burst every queued delivery older than GRACE is a candidate)."""
+    if not deliveries:
+        return []
+    live = delivery_queue.live_jobs(runtime, [(d.id, d.attempts + 1) for d in deliveries])
+    return [d for d in deliveries if (d.id, d.attempts + 1) not in live]
 
 
 def _abandon(runtime: Runtime, delivery: Delivery, report: SweepReport) -> None:
@@ -124,13 +129,13 @@ def sweep(runtime: Runtime) -> SweepReport:
             runtime, DeliveryStatus.PENDING, Delivery.created_at < now - GRACE
         ):
             _requeue(runtime, delivery, DeliveryStatus.PENDING, report)
-        for delivery in _candidates(
-            runtime, DeliveryStatus.QUEUED, Delivery.created_at < now - GRACE
-        ):
+        queued = _candidates(runtime, DeliveryStatus.QUEUED, Delivery.created_at < now - GRACE)
+        for delivery in _without_live_job(runtime, queued):
             _requeue(runtime, delivery, DeliveryStatus.QUEUED, report)
-        for delivery in _candidates(
+        retrying = _candidates(
             runtime, DeliveryStatus.RETRYING, Delivery.next_attempt_at < now - GRACE
-        ):
+        )
+        for delivery in _without_live_job(runtime, retrying):
             _requeue(runtime, delivery, DeliveryStatus.RETRYING, report)
         for delivery in _candidates(runtime, DeliveryStatus.RUNNING, Delivery.lease_until < now):
             _abandon(runtime, delivery, report)
