@@ -55,6 +55,8 @@ CHANNEL_FD = 3
 CHILD_NICENESS = 10
 """the broker runs below the runner's priority, so a busy broker cannot starve its deadline"""
 READ_CHUNK = 65536
+FIRST_BUFFER = 4096
+"""bytes a child pipe's buffer starts with (most runs print little; fresh pages cost faults)"""
 """bytes per read from a child pipe"""
 CHANNEL_SLACK = 64 * 1024
 """bytes the result channel may carry beyond the output cap (log records, JSON)"""
@@ -150,7 +152,7 @@ class Capture:
 
     def __init__(self, fd: int, cap: int) -> None:
         self.fd, self.cap = fd, cap
-        self.buf = bytearray(min(READ_CHUNK, cap + 1))
+        self.buf = bytearray(min(FIRST_BUFFER, cap + 1))
         self.size = 0
         self.open = True
 
