@@ -37,6 +37,8 @@ SHM_BYTES = 1024 * 1024
 """size of the container's /dev/shm (wiped after each run like /tmp)"""
 CONNECT_TIMEOUT_SECONDS = 30.0
 """seconds a started container's runner may take to connect to its control socket"""
+ACCEPT_POLL_SECONDS = 0.2
+"""seconds between checks, while waiting for the runner to connect, that it still runs"""
 CONTROL_SOCKET = "runner.sock"
 IN_SANDBOX_CONTROL_DIR = "/run/brokerage-runner"
 """where the control socket's directory is mounted (read-only) in the container"""
@@ -44,21 +46,59 @@ LABEL = reaper.LABEL
 _HEADER = struct.Struct(">BxxxL")
 
 
+class AttachedStderr:
+    """The runner's stderr through Docker's attach stream (multiplexed), read on demand."""
+
+    def __init__(self, attach: Any) -> None:
+        self._attach = attach  # keep the SDK's wrapper alive: it owns the response
+        self.sock: socket.socket = getattr(attach, "_sock", attach)
+        self._raw = bytearray()
+        self._err = bytearray()
+
+    def text(self) -> str:
+        """What the runner wrote to stderr so far (read without waiting long)."""
+        with contextlib.suppress(OSError, ValueError):
+            while select.select([self.sock], [], [], 0.05)[0]:
+                chunk = self.sock.recv(1 << 16)
+                if not chunk:
+                    break
+                self._raw += chunk
+        while len(self._raw) >= _HEADER.size:
+            _, size = _HEADER.unpack_from(self._raw)
+            if len(self._raw) < _HEADER.size + size:
+                break
+            self._err = (self._err + self._raw[_HEADER.size : _HEADER.size + size])[
+                -DIAGNOSTIC_BYTES:
+            ]
+            del self._raw[: _HEADER.size + size]
+        return bytes(self._err).decode(errors="replace")
+
+    def forget(self) -> None:
+        # detach: the SDK's file wrapper keeps socket.close() from closing the descriptor
+        with contextlib.suppress(OSError):
+            os.close(self.sock.detach())
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            close = getattr(self._attach, "close", None)
+            if close is not None:
+                close()
+
+
 class DockerStream:
-    """The runner's control socket, plus Docker's attach stream for its stderr only.
+    """The runner's control socket, plus its stderr through Docker's attach stream.
 
     Frames travel over a Unix socket the host listens on in a directory mounted into the
     container (the runner connects at start), so Docker's daemons copy nothing per run;
     the attach stream carries only the runner's own diagnostics.
     """
 
-    def __init__(self, sock: socket.socket, attach: Any) -> None:
+    def __init__(self, sock: socket.socket, stderr: AttachedStderr) -> None:
         self.sock = sock
         self.sock.setblocking(True)
-        self._attach = attach  # keep the SDK's wrapper alive: it owns the response
-        self._err_sock: socket.socket = getattr(attach, "_sock", attach)
-        self._raw = bytearray()
-        self._err = bytearray()
+        self.stderr = stderr
         keep_out_of_forks(self)
 
     def send(self, data: bytes) -> None:
@@ -75,39 +115,18 @@ class DockerStream:
         return self.sock.recv(1 << 20)
 
     def diagnostics(self) -> str:
-        """What the runner wrote to stderr so far (read without waiting)."""
-        with contextlib.suppress(OSError, ValueError):
-            while select.select([self._err_sock], [], [], 0.05)[0]:
-                chunk = self._err_sock.recv(1 << 16)
-                if not chunk:
-                    break
-                self._raw += chunk
-        self._demux()
-        return bytes(self._err).decode(errors="replace")
-
-    def _demux(self) -> None:
-        while len(self._raw) >= _HEADER.size:
-            _, size = _HEADER.unpack_from(self._raw)
-            if len(self._raw) < _HEADER.size + size:
-                break
-            payload = self._raw[_HEADER.size : _HEADER.size + size]
-            del self._raw[: _HEADER.size + size]
-            self._err = (self._err + payload)[-DIAGNOSTIC_BYTES:]
+        return self.stderr.text()
 
     def forget(self) -> None:
-        # detach: the SDK's file wrapper keeps socket.close() from closing the descriptor
-        for sock in (self.sock, self._err_sock):
-            with contextlib.suppress(OSError):
-                os.close(sock.detach())
+        with contextlib.suppress(OSError):
+            os.close(self.sock.detach())
+        self.stderr.forget()
 
     def close(self) -> None:
         try:
             self.sock.close()
-            self._err_sock.close()
         finally:
-            close = getattr(self._attach, "close", None)
-            if close is not None:
-                close()
+            self.stderr.close()
 
 
 class ControlSocket:
@@ -127,11 +146,16 @@ class ControlSocket:
         """The runner's connection; a connection from any other process is dropped."""
         deadline = time.monotonic() + timeout
         while True:
-            self.listener.settimeout(max(deadline - time.monotonic(), 0.001))
+            if not runner_pid or not os.path.exists(f"/proc/{runner_pid}"):
+                raise SandboxError("the runner exited before it connected to its control socket")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SandboxError("the runner did not connect to its control socket")
+            self.listener.settimeout(min(ACCEPT_POLL_SECONDS, remaining))
             try:
                 conn, _ = self.listener.accept()
-            except TimeoutError as exc:
-                raise SandboxError("the runner did not connect to its control socket") from exc
+            except TimeoutError:
+                continue
             if peer_pid(conn) == runner_pid:
                 return conn
             conn.close()
@@ -170,18 +194,24 @@ class DockerSandbox(Sandbox):
         self.control = ControlSocket()
         created = api.create_container(**self.container_spec())
         self.container_id = created["Id"]
-        attach = api.attach_socket(self.container_id, params={"stderr": 1, "stream": 1})
+        stderr = AttachedStderr(
+            api.attach_socket(self.container_id, params={"stderr": 1, "stream": 1})
+        )
         try:
             api.start(self.container_id)
             runner_pid = int(api.inspect_container(self.container_id)["State"]["Pid"])
             conn = self.control.accept(runner_pid, CONNECT_TIMEOUT_SECONDS)
+        except SandboxError as exc:
+            said = stderr.text()[-2000:]
+            stderr.close()
+            raise SandboxError(f"{exc}: {said}" if said else str(exc)) from exc
         except BaseException:
-            attach.close()
+            stderr.close()
             raise
         finally:
             self.control.close()  # the runner is connected (or failed): nobody else may be
             self.control = None
-        self.stream = DockerStream(conn, attach)
+        self.stream = DockerStream(conn, stderr)
         return self.stream
 
     def container_spec(self) -> dict[str, Any]:

@@ -93,7 +93,7 @@ def test_the_control_socket_accepts_its_runner_and_nobody_else():
         stranger = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         stranger.connect(control.path)
         with pytest.raises(SandboxError, match="did not connect"):
-            control.accept(runner_pid=os.getpid() + 1, timeout=0.3)
+            control.accept(runner_pid=1, timeout=0.5)  # a live process that is not us
         assert stranger.recv(1) == b""  # dropped
         runner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         runner.connect(control.path)
@@ -105,3 +105,21 @@ def test_the_control_socket_accepts_its_runner_and_nobody_else():
     finally:
         control.close()
     assert not os.path.exists(control.directory)
+
+
+def test_a_runner_that_dies_before_connecting_fails_the_start_at_once(request):
+    import time
+
+    import pytest
+
+    from brokerage.sandbox.docker_backend import ControlSocket
+    from brokerage.sandbox.errors import SandboxError
+
+    control = ControlSocket()
+    try:
+        began = time.monotonic()
+        with pytest.raises(SandboxError, match="exited before it connected"):
+            control.accept(runner_pid=0, timeout=30)  # inspect's Pid once a container exited
+        assert time.monotonic() - began < 1
+    finally:
+        control.close()

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -125,14 +125,23 @@ class Browser:
 
     def press(self, button_text: str) -> None:
         """Click the button with this text and wait for the next page."""
-        old = self.driver.find_element(By.TAG_NAME, "html")
         buttons = [
             b
             for b in self.driver.find_elements(By.TAG_NAME, "button")
             if b.text.strip() == button_text
         ]
         assert buttons, f"no button {button_text!r} on {self.path}"
-        buttons[0].click()
+        self.follow(buttons[0])
+
+    def follow_link(self, text: str) -> None:
+        """Click the link with this text and wait for the page it leads to."""
+        self.follow(self.driver.find_element(By.LINK_TEXT, text))
+
+    def follow(self, element: WebElement) -> None:
+        """Click a link or button and wait until the page it leads to has replaced this one
+        and loaded (reading the page before that may read the old one, or a node of it)."""
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
         WebDriverWait(self.driver, WAIT_SECONDS).until(lambda d: _stale(old))
         self.settle()
 
@@ -175,6 +184,7 @@ class Browser:
 def _stale(element: WebElement) -> bool:
     try:
         element.is_enabled()
-    except StaleElementReferenceException:  # the old page is gone
+    except WebDriverException:  # the old page is gone ("stale element"), or going: Chromium
+        # then answers "unhandled inspector error" for a node of the document being replaced
         return True
     return False

@@ -65,7 +65,7 @@ def test_an_admin_adds_a_service_pushes_and_redelivers(
     browser.sign_in("marcus")
     assert browser.heading() == "Your repositories"
     browser.screenshot("home")
-    browser.driver.find_element("link text", "marcus/project-x").click()
+    browser.follow_link("marcus/project-x")
     assert browser.path == SERVICES
     assert "No services yet" in browser.text
 
@@ -96,7 +96,7 @@ def test_an_admin_adds_a_service_pushes_and_redelivers(
     row = browser.driver.find_element("css selector", "table.deliveries tbody tr")
     assert "succeeded" in row.text and delivery_id[:8] in row.text
     browser.screenshot("service")
-    row.find_element("tag name", "a").click()
+    browser.follow(row.find_element("tag name", "a"))
     assert browser.heading() == f"Delivery {delivery_id}"
     requests_log = browser.driver.find_element("css selector", "table.requests").text
     assert f"POST {rig.url('/hook')} 200" in requests_log
@@ -172,7 +172,7 @@ def test_an_auto_disabled_service_shows_a_banner(
     for _ in range(2):
         browser.press("Send test push")
         deliver()
-        browser.driver.find_element("link text", "POST #1").click()
+        browser.follow_link("POST #1")
     banner = browser.driver.find_element("css selector", ".banner")
     assert "This service is disabled." in banner.text
     assert "disabled after 2 failed deliveries in a row" in banner.text
@@ -191,7 +191,7 @@ def test_an_operator_sees_the_health_page(browser: Browser, people: Seeder, deli
     deliver()
     browser.sign_out()
     browser.sign_in("olga")
-    browser.driver.find_element("link text", "Operations").click()
+    browser.follow_link("Operations")
     assert browser.heading() == "Platform health"
     assert "No worker is running" in browser.text
     assert "address_denied" in browser.text
@@ -234,14 +234,14 @@ def test_a_reviewer_approves_and_the_vendor_sees_the_new_state(
     version_id = submissions.upload("vera")
     submissions.verify()
     browser.sign_in("vera")
-    browser.driver.find_element("link text", "My brokers").click()
+    browser.follow_link("My brokers")
     assert "awaiting_review" in browser.text
     browser.sign_out()
 
     browser.sign_in("rita")
-    browser.driver.find_element("link text", "Review queue").click()
+    browser.follow_link("Review queue")
     browser.screenshot("review-queue")
-    browser.driver.find_element("link text", "Acme Hook").click()
+    browser.follow_link("Acme Hook")
     assert browser.path == f"/review/{version_id}"
     assert "HookBroker" in browser.text and "every check passed" in browser.text
     browser.screenshot("review-submission")
@@ -253,11 +253,11 @@ def test_a_reviewer_approves_and_the_vendor_sees_the_new_state(
     browser.sign_out()
 
     browser.sign_in("vera")
-    browser.driver.find_element("link text", "My brokers").click()
+    browser.follow_link("My brokers")
     row = browser.driver.find_element("css selector", "table tbody tr")
     assert "approved" in row.text
     browser.screenshot("vendor-brokers")
-    row.find_element("link text", "Acme Hook").click()
+    browser.follow(row.find_element("link text", "Acme Hook"))
     assert "Clean and small. Approved." in browser.text
     browser.screenshot("vendor-submission")
     with browser.window(*PHONE):
@@ -267,10 +267,10 @@ def test_a_reviewer_approves_and_the_vendor_sees_the_new_state(
 def test_the_issue_pages(browser: Browser, issues: None) -> None:
     browser.sign_in("marcus")
     browser.open("/repos/marcus/project-x/services")
-    browser.driver.find_element("link text", "Issues").click()
+    browser.follow_link("Issues")
     assert browser.heading() == "Issues"
     browser.choose("Status", "resolved")
     browser.press("Filter")
-    browser.driver.find_element("link text", "Issue number 2").click()
+    browser.follow_link("Issue number 2")
     assert "Fix the parser, fixes #2" in browser.text
     browser.screenshot("issue")
