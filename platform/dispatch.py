@@ -170,7 +170,9 @@ class Dispatcher:
             if claimed is None:
                 return None
             row = conn.execute(_LOAD, {"delivery_id": delivery_id}).one()
-        service = ServiceState(*row[3:]) if row[3] is not None else None
+        service = None
+        if row.id is not None:  # the service still exists
+            service = ServiceState(row.id, row.enabled, row.config_ciphertext, row.branches)
         return Work(delivery_id, claimed, row.payload, row.patches,
                     self._version(row.broker_version_id), service)  # fmt: skip
 

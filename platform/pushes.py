@@ -169,18 +169,27 @@ def create_deliveries(session: Session, push: Push, services: list[Service]) -> 
 
 
 def shown(push: Push) -> dict[str, Any]:
-    """A stored push as the API shows it (``ingest`` builds the same from what it holds)."""
+    """A stored push as the API shows it."""
+    deliveries = [(d.id, d.service_id, d.status) for d in push.deliveries]
+    return _answer(push.id, push.client_push_id, push.user, push.received_at.isoformat(),
+                   push.is_test, push.payload, deliveries)  # fmt: skip
+
+
+def _answer(
+    push_id: int, client_push_id: str, user: str, received_at: str, test: bool,
+    payload: dict[str, Any], deliveries: list[tuple[str, int | None, str]],
+) -> dict[str, Any]:  # fmt: skip
+    """The API's shape of a push: ``shown`` builds it from a stored push, ``ingest`` from
+    what it just inserted (without reading the push back)."""
     return {
-        "id": push.id,
-        "push_id": push.client_push_id,
-        "user": push.user,
-        "received_at": push.received_at.isoformat(),
-        "test": push.is_test,
-        "commits": len(push.payload.get("commits", [])),
-        "truncated": bool(push.payload.get("truncated")),
-        "deliveries": [
-            {"id": d.id, "service": d.service_id, "status": d.status} for d in push.deliveries
-        ],
+        "id": push_id,
+        "push_id": client_push_id,
+        "user": user,
+        "received_at": received_at,
+        "test": test,
+        "commits": len(payload.get("commits", [])),
+        "truncated": bool(payload.get("truncated")),
+        "deliveries": [{"id": i, "service": s, "status": st} for i, s, st in deliveries],
     }
 
 
@@ -243,18 +252,10 @@ def ingest(session: Session, repo: Repository, body: dict[str, Any], canon_url: 
     ]
     if deliveries:
         conn.execute(_INSERT_DELIVERIES, deliveries)
-    answer = {
-        "id": push_id,
-        "push_id": body["push_id"],
-        "user": body["user"],
-        "received_at": received_at.isoformat(),
-        "test": False,
-        "commits": len(commits),
-        "truncated": bool(body["truncated"]),
-        "deliveries": [
-            {"id": d["id"], "service": d["service_id"], "status": d["status"]} for d in deliveries
-        ],
-    }
+    made = [(d["id"], d["service_id"], d["status"]) for d in deliveries]
+    answer = _answer(
+        push_id, body["push_id"], body["user"], received_at.isoformat(), False, payload, made
+    )
     return Ingested(True, answer, [d["id"] for d in deliveries])
 
 

@@ -6,9 +6,9 @@ dropped, no-new-privileges, Docker's default seccomp profile, pids / memory
 Its runner talks to the host over a Unix socket the host listens on in a directory
 mounted into the container (:class:`ControlSocket`): Docker's daemons copy nothing
 per run, only the runner's stderr comes through Docker's attach stream. The host
-kills and removes the container when a run passes its deadline. Each container is labelled with the
-process that started it, so a later backend on this host can remove it if that
-process died without closing it (:mod:`reaper`).
+kills and removes the container when a run passes its deadline. Each container is
+labelled with the process that started it, so a later backend on this host can remove
+it if that process died without closing it (:mod:`reaper`).
 """
 
 from __future__ import annotations

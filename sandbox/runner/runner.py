@@ -55,9 +55,9 @@ CHANNEL_FD = 3
 CHILD_NICENESS = 10
 """the broker runs below the runner's priority, so a busy broker cannot starve its deadline"""
 READ_CHUNK = 65536
+"""bytes per read from a child pipe"""
 FIRST_BUFFER = 4096
 """bytes a child pipe's buffer starts with (most runs print little; fresh pages cost faults)"""
-"""bytes per read from a child pipe"""
 CHANNEL_SLACK = 64 * 1024
 """bytes the result channel may carry beyond the output cap (log records, JSON)"""
 PR_SET_DUMPABLE = 4
