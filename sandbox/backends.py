@@ -5,8 +5,10 @@ else :class:`BackendUnavailableError` - never an unsandboxed run), ``docker``,
 ``bubblewrap`` or ``fake`` (tests only; never chosen by ``auto``).
 
 Other keys, all optional: ``SANDBOX_MODE`` (``warm`` | ``strict``),
-``SANDBOX_POOL_SIZE``, ``SANDBOX_POOL_MAX_RUNS``, ``SANDBOX_POOL_MAX_AGE``
-(seconds), ``SANDBOX_POOL_MAX_VERSIONS``, ``SANDBOX_IMAGE`` (Docker tag),
+``SANDBOX_POOL_SIZE`` (per service), ``SANDBOX_POOL_MAX_RUNS``, ``SANDBOX_POOL_MAX_AGE``
+(seconds), ``SANDBOX_POOL_MAX_VERSIONS``, ``SANDBOX_POOL_BLANK`` (blank sandboxes per
+version), ``SANDBOX_POOL_MAX_BOUND`` (bound sandboxes per worker), ``SANDBOX_POOL_IDLE``
+(seconds a bound sandbox may idle), ``SANDBOX_IMAGE`` (Docker tag),
 ``SANDBOX_ROOTFS`` (bubblewrap tree), ``SANDBOX_ALLOWED_IMPORTS`` (list).
 """
 
@@ -80,4 +82,7 @@ def pool_policy(config: Mapping[str, Any]) -> PoolPolicy:
         max_runs=int(config.get("SANDBOX_POOL_MAX_RUNS", default.max_runs)),
         max_age_seconds=float(config.get("SANDBOX_POOL_MAX_AGE", default.max_age_seconds)),
         max_versions=int(config.get("SANDBOX_POOL_MAX_VERSIONS", default.max_versions)),
+        blank=int(config.get("SANDBOX_POOL_BLANK", default.blank)),
+        max_bound=int(config.get("SANDBOX_POOL_MAX_BOUND", default.max_bound)),
+        idle_seconds=float(config.get("SANDBOX_POOL_IDLE", default.idle_seconds)),
     )

@@ -152,10 +152,11 @@ class BubblewrapBackend:
     def new_sandbox(self, bundle: BrokerBundle, limits: Limits) -> BubblewrapSandbox:
         return BubblewrapSandbox(self.rootfs, bundle, limits, self.egress, self.options)
 
-    def run(self, bundle: BrokerBundle, envelope: Mapping[str, Any], limits: Limits) -> RunResult:
+    def run(self, bundle: BrokerBundle, envelope: Mapping[str, Any], limits: Limits,
+            tenant: str | None = None) -> RunResult:  # fmt: skip
         if self.mode is Mode.STRICT:
             return run_strict(self.new_sandbox(bundle, limits), envelope, limits)
-        return self.pool.run(bundle, envelope, limits)
+        return self.pool.run(bundle, envelope, limits, tenant)
 
     def close(self) -> None:
         self.pool.close()

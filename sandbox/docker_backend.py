@@ -325,10 +325,11 @@ class DockerBackend:
     def new_sandbox(self, bundle: BrokerBundle, limits: Limits) -> DockerSandbox:
         return DockerSandbox(self.client, self.image_tag, bundle, limits, self.egress, self.options)
 
-    def run(self, bundle: BrokerBundle, envelope: Mapping[str, Any], limits: Limits) -> RunResult:
+    def run(self, bundle: BrokerBundle, envelope: Mapping[str, Any], limits: Limits,
+            tenant: str | None = None) -> RunResult:  # fmt: skip
         if self.mode is Mode.STRICT:
             return run_strict(self.new_sandbox(bundle, limits), envelope, limits)
-        return self.pool.run(bundle, envelope, limits)
+        return self.pool.run(bundle, envelope, limits, tenant)
 
     def close(self) -> None:
         self.reaper.stop()

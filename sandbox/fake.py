@@ -23,6 +23,7 @@ class FakeCall:
     bundle: BrokerBundle
     envelope: Mapping[str, Any]
     limits: Limits
+    tenant: str | None = None
 
 
 class FakeBackend:
@@ -38,8 +39,9 @@ class FakeBackend:
         self.calls: list[FakeCall] = []
         self.closed = False
 
-    def run(self, bundle: BrokerBundle, envelope: Mapping[str, Any], limits: Limits) -> RunResult:
-        self.calls.append(FakeCall(bundle, copy.deepcopy(dict(envelope)), limits))
+    def run(self, bundle: BrokerBundle, envelope: Mapping[str, Any], limits: Limits,
+            tenant: str | None = None) -> RunResult:  # fmt: skip
+        self.calls.append(FakeCall(bundle, copy.deepcopy(dict(envelope)), limits, tenant))
         if self.handler is not None:
             return self.handler(bundle, envelope, limits)
         canned = self.results.get(bundle.name)

@@ -141,9 +141,15 @@ class EgressProvider(Protocol):
 class SandboxBackend(Protocol):
     name: str
 
-    def run(self, bundle: BrokerBundle, envelope: Mapping[str, Any], limits: Limits) -> RunResult:
+    def run(self, bundle: BrokerBundle, envelope: Mapping[str, Any], limits: Limits,
+            tenant: str | None = None) -> RunResult:  # fmt: skip
         """Run the bundle once with ``envelope`` as JSON on stdin. Never raises for
-        anything the broker does; SANDBOX_ERROR when the backend itself failed."""
+        anything the broker does; SANDBOX_ERROR when the backend itself failed.
+
+        ``tenant`` is the trust unit, opaque to the sandbox (the platform passes the
+        service's id): a sandbox that ran one tenant's run never serves another's.
+        None (vendor tests, verification) is a tenant of its own that no named one
+        shares."""
 
     def close(self) -> None:
         """Stop every sandbox this backend started."""

@@ -58,6 +58,10 @@ class Sandbox:
         self.bundle, self.limits, self.options = bundle, limits, options
         self.channel: EgressChannel | None = egress.open_channel(bundle) if egress else None
         self.started_at = time.monotonic()
+        self.idle_since = self.started_at
+        """when the sandbox last finished a run (or started): the pool's idle clock"""
+        self.bound_to: Any = None
+        """the tenant key the pool bound this sandbox to; it never serves another"""
         self.session: RunnerSession | None = None
         self.broken = False
 

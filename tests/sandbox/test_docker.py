@@ -13,9 +13,8 @@ def test_warm_container_is_hardened(request, docker_client):
     backend = make_backend("docker", request)
     try:
         assert backend.run(TRIVIAL, envelope(), limits).ok
-        [container] = docker_client.containers.list(
-            filters={"label": "brokerage.broker=" + TRIVIAL.key}
-        )
+        [sandbox] = [s for pool in backend.pool.pools.values() for s in pool.idle]
+        container = docker_client.containers.get(sandbox.container_id)
         config, host = container.attrs["Config"], container.attrs["HostConfig"]
     finally:
         backend.close()
