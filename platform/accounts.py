@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from brokerage.platform.errors import BadRequestError, ConflictError, NotFoundError
-from brokerage.platform.models import ApiToken, Role, User
+from brokerage.core.accounts import ApiToken, Role, User
+from brokerage.core.errors import BadRequestError, ConflictError, NotFoundError
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 TOKEN_PREFIX = "brk_"

@@ -27,8 +27,8 @@ from typing import Any
 from flask import Flask, current_app, request
 from sqlalchemy.orm import Session
 
+from brokerage.core.errors import AuthenticationError, ForbiddenError, NotFoundError
 from brokerage.platform.deliveries import DeliveryStatus
-from brokerage.platform.errors import AuthenticationError, ForbiddenError, NotFoundError
 from brokerage.platform.gateway import ApiCall, ApiReply
 from brokerage.platform.models import Delivery, Repository
 

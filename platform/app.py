@@ -9,9 +9,9 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from brokerage.core.config import load_config
+from brokerage.core.errors import ApiError
 from brokerage.platform import catalogue, db
-from brokerage.platform.config import load_config
-from brokerage.platform.errors import ApiError
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

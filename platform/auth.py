@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from flask import g, request
 
+from brokerage.core.accounts import Role, User
+from brokerage.core.errors import AuthenticationError, ForbiddenError
 from brokerage.platform import accounts
 from brokerage.platform.db import get_session
-from brokerage.platform.errors import AuthenticationError, ForbiddenError
-from brokerage.platform.models import Role, User
 
 
 def _user_from_request() -> User | None:

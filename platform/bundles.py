@@ -13,10 +13,10 @@ from pathlib import Path
 
 import brokerage.builtin_brokers
 from brokerage.platform.errors import PlatformError
-from brokerage.platform.models import BrokerVersion
 from brokerage.sandbox.interface import BrokerBundle
 from brokerage.submissions.artifacts import ArtifactStore, store_from_config
 from brokerage.submissions.errors import SubmissionError
+from brokerage.submissions.models import BrokerVersion
 from brokerage.submissions.package import read_archive
 
 BUILTIN_ROOT = Path(brokerage.builtin_brokers.__file__).parent
@@ -75,7 +75,7 @@ def _default_store() -> ArtifactStore:
 
     if has_app_context():
         return store_from_config(dict(current_app.config))
-    from brokerage.platform.config import load_config
+    from brokerage.core.config import load_config
 
     return store_from_config(load_config())
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from brokerage.builtin_brokers import builtin_manifests
-from brokerage.platform.errors import BadRequestError
-from brokerage.platform.models import BrokerType, BrokerVersion
+from brokerage.core.errors import BadRequestError
+from brokerage.submissions.models import BrokerType, BrokerVersion
 
 APPROVED = "approved"
 

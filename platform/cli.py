@@ -11,7 +11,7 @@ import click
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from brokerage.platform.errors import PlatformError
+from brokerage.core.errors import BrokerageError
 
 
 def make_app() -> Flask:
@@ -85,8 +85,8 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_create(username: str, email: str, roles: tuple[str, ...], password_stdin: bool) -> None:
     """Create an account (the first operator starts here)."""
+    from brokerage.core.accounts import Role
     from brokerage.platform import accounts
-    from brokerage.platform.models import Role
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -124,7 +124,7 @@ def worker(burst: bool, name: str | None) -> None:
     import os
     import socket
 
-    from brokerage.platform.config import load_config
+    from brokerage.core.config import load_config
     from brokerage.platform.runtime import Runtime
     from brokerage.platform.worker import run_worker
 
@@ -156,6 +156,6 @@ def run() -> None:
     """Entry point: turns our errors into a one-line message and exit status 1."""
     try:
         main(standalone_mode=True)
-    except PlatformError as exc:
+    except BrokerageError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -12,24 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-"""named constraints, so that migrations can drop and alter them on SQLite too"""
-
-
-class Base(DeclarativeBase):
-    """Declarative base of every model."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_SYNCHRONOUS = ("FULL", "NORMAL")
 """FULL (the default) makes every commit survive a power cut: the web process uses it, so a

@@ -23,8 +23,9 @@ from enum import StrEnum
 
 from sqlalchemy import Connection, bindparam, insert, update
 
+from brokerage.core.tables import utcnow
 from brokerage.platform.errors import PlatformError
-from brokerage.platform.models import Delivery, DeliveryAttempt, utcnow
+from brokerage.platform.models import Delivery, DeliveryAttempt
 
 
 class DeliveryStatus(StrEnum):

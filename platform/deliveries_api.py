@@ -12,11 +12,11 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from sqlalchemy.orm import Query, Session
 
+from brokerage.core.errors import BadRequestError, NotFoundError
 from brokerage.platform import delivery_queue, pushes, repositories
 from brokerage.platform.auth import authenticate
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import DeliveryStatus, move
-from brokerage.platform.errors import BadRequestError, NotFoundError
 from brokerage.platform.models import Delivery, DeliveryAttempt, Repository, Service
 from brokerage.platform.pushes_api import enqueue_new, runtime
 from brokerage.platform.services import get_service

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import joinedload
 
+from brokerage.core.tables import utcnow
 from brokerage.platform import branches, bundles, delivery_queue, notify
 from brokerage.platform.deliveries import (
     ATTEMPTS,
@@ -34,10 +35,11 @@ from brokerage.platform.deliveries import (
     retry_delay,
 )
 from brokerage.platform.egress_policy import hosts_named_by
-from brokerage.platform.models import BrokerVersion, Push, Service, utcnow
+from brokerage.platform.models import Push, Service
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.interface import Limits, RunResult, RunStatus, SandboxBackend
 from brokerage.submissions.fields import MASK, missing_required
+from brokerage.submissions.models import BrokerVersion
 
 log = logging.getLogger(__name__)
 

@@ -1,15 +1,14 @@
-"""Errors the platform raises on purpose; each API error carries its HTTP status.
+"""Errors the platform raises on purpose that are not answered to an API caller as such.
 
 ::
 
     BrokerageError
     └── PlatformError
-        └── ApiError                       answered as JSON {"error": {"message", "status"}}
-            ├── BadRequestError       400  malformed form data, bad field value, unknown type
-            ├── AuthenticationError   401  no credentials, or wrong ones
-            ├── ForbiddenError        403  authenticated, but not allowed (not an admin, wrong role)
-            ├── NotFoundError         404  unknown repository, service, user
-            └── ConflictError         409  already exists
+        ├── deliveries.states.InvalidTransitionError
+        ├── encryption.FieldDecryptionError
+        └── hooks.errors.HookError ...
+
+API errors (``ApiError`` and its HTTP-status subclasses) are in ``brokerage.core.errors``.
 """
 
 from __future__ import annotations
@@ -19,43 +18,3 @@ from brokerage.core.errors import BrokerageError
 
 class PlatformError(BrokerageError):
     """Raised by the platform (web app, workers, CLI)."""
-
-
-class ApiError(PlatformError):
-    """An error answered to an API caller with ``status`` and a clear message."""
-
-    status = 500
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class BadRequestError(ApiError):
-    """The request is malformed: unparsable form, unknown parameter, invalid value."""
-
-    status = 400
-
-
-class AuthenticationError(ApiError):
-    """No credentials were given, or they did not match an active account or token."""
-
-    status = 401
-
-
-class ForbiddenError(ApiError):
-    """The caller is known but may not do this."""
-
-    status = 403
-
-
-class NotFoundError(ApiError):
-    """The named object does not exist (or the caller may not know it exists)."""
-
-    status = 404
-
-
-class ConflictError(ApiError):
-    """Creating the object would duplicate an existing one."""
-
-    status = 409

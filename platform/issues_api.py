@@ -22,10 +22,10 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from brokerage.core.errors import BadRequestError, ForbiddenError, NotFoundError
 from brokerage.platform import api_access, tracker
 from brokerage.platform.auth import authenticate
 from brokerage.platform.db import get_session
-from brokerage.platform.errors import BadRequestError, ForbiddenError, NotFoundError
 from brokerage.platform.models import Repository
 from brokerage.platform.repositories import can_administer, find_repository
 from brokerage.platform.views import json_or_form

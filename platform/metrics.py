@@ -44,8 +44,8 @@ from rq.worker import BaseWorker
 from sqlalchemy import Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
+from brokerage.core.errors import AuthenticationError
 from brokerage.platform.deliveries import DeliveryStatus
-from brokerage.platform.errors import AuthenticationError
 from brokerage.platform.models import Delivery, DeliveryAttempt
 from brokerage.platform.runtime import Runtime
 

@@ -15,12 +15,13 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
+from brokerage.core.accounts import User
+from brokerage.core.errors import AuthenticationError, BadRequestError, NotFoundError
 from brokerage.platform import accounts, delivery_queue, pushes, repositories
 from brokerage.platform.auth import authenticate
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import DeliveryStatus
-from brokerage.platform.errors import AuthenticationError, BadRequestError, NotFoundError
-from brokerage.platform.models import Delivery, Push, Repository, User
+from brokerage.platform.models import Delivery, Push, Repository
 from brokerage.platform.pushes import shown
 from brokerage.platform.runtime import Runtime
 

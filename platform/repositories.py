@@ -12,9 +12,10 @@ import re
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from brokerage.core.accounts import Role, User
+from brokerage.core.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from brokerage.platform import accounts
-from brokerage.platform.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
-from brokerage.platform.models import Repository, Role, Scm, User
+from brokerage.platform.models import Repository, Scm
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 

@@ -6,11 +6,12 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from brokerage.core.accounts import Role
+from brokerage.core.errors import ForbiddenError
 from brokerage.platform import accounts, repositories
 from brokerage.platform.auth import authenticate
 from brokerage.platform.db import get_session
-from brokerage.platform.errors import ForbiddenError
-from brokerage.platform.models import Repository, Role
+from brokerage.platform.models import Repository
 from brokerage.platform.views import flag, json_or_form
 
 bp = Blueprint("repositories_api", __name__, url_prefix="/1.0/repositories")

@@ -30,12 +30,13 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
+from brokerage.core.errors import BadRequestError, NotFoundError
 from brokerage.platform import branches, catalogue
 from brokerage.platform.encryption import FieldCipher
-from brokerage.platform.errors import BadRequestError, NotFoundError
-from brokerage.platform.models import BrokerVersion, Repository, Service
+from brokerage.platform.models import Repository, Service
 from brokerage.submissions.errors import FieldError
 from brokerage.submissions.fields import MASK, coerce_field, display_value
+from brokerage.submissions.models import BrokerVersion
 
 Params = MultiDict[str, str]
 BRANCHES = branches.FIELD["label"].lower()

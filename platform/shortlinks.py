@@ -15,8 +15,8 @@ from typing import Any
 from flask import Blueprint, current_app, redirect
 from sqlalchemy import select
 
+from brokerage.core.errors import NotFoundError
 from brokerage.platform.db import get_session
-from brokerage.platform.errors import NotFoundError
 from brokerage.platform.models import Repository, SeenCommit
 from brokerage.sandbox.runner import sdk_shortlinks
 

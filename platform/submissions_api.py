@@ -37,11 +37,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
+from brokerage.core.accounts import Role, User
+from brokerage.core.errors import BadRequestError, NotFoundError
 from brokerage.platform import repositories, services
 from brokerage.platform.auth import authenticate, require_role
 from brokerage.platform.db import get_session
-from brokerage.platform.errors import BadRequestError, NotFoundError
-from brokerage.platform.models import BrokerVersion, Role, User
+from brokerage.platform.models import ServiceUpgrade, UpgradeStatus
 from brokerage.platform.runtime import Runtime
 from brokerage.platform.views import cipher, flag, json_or_form
 from brokerage.review_tool import review
@@ -57,7 +58,7 @@ from brokerage.submissions.errors import (
     VersionError,
 )
 from brokerage.submissions.manifest import manifest_schema
-from brokerage.submissions.models import ServiceUpgrade, UpgradeStatus
+from brokerage.submissions.models import BrokerVersion
 from brokerage.submissions.package import read_archive
 from brokerage.submissions.states import SubmissionState
 

@@ -21,9 +21,10 @@ from datetime import timedelta
 from redis.exceptions import RedisError
 from sqlalchemy import select, update
 
+from brokerage.core.tables import utcnow
 from brokerage.platform import delivery_queue
 from brokerage.platform.deliveries import DeliveryStatus
-from brokerage.platform.models import Delivery, DeliveryAttempt, utcnow
+from brokerage.platform.models import Delivery, DeliveryAttempt
 from brokerage.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from sqlalchemy import DateTime, ForeignKey, String, Text, UniqueConstraint, fun
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from brokerage.platform.db import Base
-from brokerage.platform.errors import BadRequestError, NotFoundError
-from brokerage.platform.models import Repository, utcnow
+from brokerage.core.errors import BadRequestError, NotFoundError
+from brokerage.core.tables import Base, utcnow
+from brokerage.platform.models import Repository
 
 TITLE_MAX_CHARS = 255
 CONTENT_MAX_CHARS = 64 * 1024

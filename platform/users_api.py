@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from brokerage.core.accounts import ApiToken, Role, User
+from brokerage.core.errors import BadRequestError
 from brokerage.platform import accounts
 from brokerage.platform.auth import authenticate, require_role
 from brokerage.platform.db import get_session
-from brokerage.platform.errors import BadRequestError
-from brokerage.platform.models import ApiToken, Role, User
 from brokerage.platform.views import json_or_form
 
 bp = Blueprint("users_api", __name__, url_prefix="/1.0")

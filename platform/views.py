@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import current_app, request
 from werkzeug.datastructures import MultiDict
 
+from brokerage.core.errors import BadRequestError
 from brokerage.platform.encryption import FieldCipher
-from brokerage.platform.errors import BadRequestError
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 

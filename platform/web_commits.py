@@ -23,9 +23,9 @@ from pygments.lexers import DiffLexer
 from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session, selectinload
 
+from brokerage.core.errors import NotFoundError
 from brokerage.platform import repositories
 from brokerage.platform.db import get_session
-from brokerage.platform.errors import NotFoundError
 from brokerage.platform.models import Delivery, Push, Repository
 from brokerage.platform.web_review import highlighted
 from brokerage.platform.web_support import signed_in, web_blueprint

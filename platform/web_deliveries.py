@@ -13,11 +13,11 @@ from typing import Any
 from flask import flash, render_template, request
 from sqlalchemy import select
 
+from brokerage.core.errors import BadRequestError
 from brokerage.platform import repositories
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import DeliveryStatus
 from brokerage.platform.deliveries_api import delivery_shown, find_delivery, start_redelivery
-from brokerage.platform.errors import BadRequestError
 from brokerage.platform.models import Delivery, Repository
 from brokerage.platform.web_support import back, paginate, signed_in, web_blueprint
 

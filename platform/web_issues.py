@@ -12,9 +12,9 @@ from typing import Any
 from flask import render_template, request
 from sqlalchemy import select
 
+from brokerage.core.errors import NotFoundError
 from brokerage.platform import tracker
 from brokerage.platform.db import get_session
-from brokerage.platform.errors import NotFoundError
 from brokerage.platform.models import Repository
 from brokerage.platform.repositories import can_administer, find_repository
 from brokerage.platform.web_support import paginate, signed_in, web_blueprint

@@ -12,10 +12,11 @@ from typing import Any
 from flask import render_template
 from sqlalchemy import select
 
+from brokerage.core.accounts import Role
 from brokerage.platform import metrics
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import DeliveryStatus
-from brokerage.platform.models import Delivery, Role
+from brokerage.platform.models import Delivery
 from brokerage.platform.web_deliveries import delivery_row
 from brokerage.platform.web_support import paginate, runtime, web_blueprint, with_role
 from brokerage.sandbox.backends import pool_policy

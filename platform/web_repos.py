@@ -17,15 +17,16 @@ from flask import flash, render_template, request
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
+from brokerage.core.errors import BadRequestError, NotFoundError
 from brokerage.platform import catalogue, repositories, services
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries_api import queue_test_push, set_enabled
-from brokerage.platform.errors import BadRequestError, NotFoundError
-from brokerage.platform.models import BrokerVersion, Delivery, Repository, Service
+from brokerage.platform.models import Delivery, Repository, Service
 from brokerage.platform.views import cipher
 from brokerage.platform.web_deliveries import delivery_row
 from brokerage.platform.web_support import back, paginate, signed_in, web_blueprint
 from brokerage.submissions import lifecycle
+from brokerage.submissions.models import BrokerVersion
 
 bp = web_blueprint("web_repos", __name__, url_prefix="/repos/<account>/<repo_slug>")
 

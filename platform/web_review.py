@@ -20,8 +20,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer, JsonLexer, TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
+from brokerage.core.accounts import Role
 from brokerage.platform.db import get_session
-from brokerage.platform.models import BrokerVersion, Role
 from brokerage.platform.submissions_api import DECISIONS, STATUS, visible_version
 from brokerage.platform.views import cipher
 from brokerage.platform.web_support import back, paginate_list, web_blueprint, with_role
@@ -30,6 +30,7 @@ from brokerage.review_tool import review
 from brokerage.submissions import lifecycle
 from brokerage.submissions.artifacts import store_from_config
 from brokerage.submissions.errors import SubmissionError
+from brokerage.submissions.models import BrokerVersion
 
 bp = web_blueprint("web_review", __name__, url_prefix="/review")
 bp.register_error_handler(SubmissionError, submission_error_page)

@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 from werkzeug.wrappers import Response
 
+from brokerage.core.accounts import Role, User
+from brokerage.core.errors import ApiError, AuthenticationError, BadRequestError, ForbiddenError
 from brokerage.platform.db import get_session
-from brokerage.platform.errors import ApiError, AuthenticationError, BadRequestError, ForbiddenError
-from brokerage.platform.models import Role, User
 from brokerage.platform.runtime import Runtime
 
 CSRF_FIELD = "csrf_token"

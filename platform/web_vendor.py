@@ -13,8 +13,8 @@ from typing import Any
 from flask import flash, render_template, request
 from sqlalchemy import select
 
+from brokerage.core.accounts import Role
 from brokerage.platform.db import get_session
-from brokerage.platform.models import BrokerVersion, Role
 from brokerage.platform.submissions_api import STATUS, describe, visible_version
 from brokerage.platform.web_support import (
     back,
@@ -27,6 +27,7 @@ from brokerage.platform.web_support import (
 from brokerage.review_tool import review
 from brokerage.submissions import lifecycle, tasks
 from brokerage.submissions.errors import SubmissionError
+from brokerage.submissions.models import BrokerVersion
 from brokerage.submissions.states import TRANSITIONS, SubmissionState
 
 bp = web_blueprint("web_vendor", __name__, url_prefix="/vendor")

@@ -11,9 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from brokerage.platform.bundles import BUILTIN_ROOT, folder_files
-from brokerage.platform.models import BrokerVersion
 from brokerage.submissions.artifacts import ArtifactStore
-from brokerage.submissions.models import SubmissionEvent, VerificationReport
+from brokerage.submissions.models import BrokerVersion, SubmissionEvent, VerificationReport
 from brokerage.submissions.package import read_archive
 from brokerage.submissions.states import SubmissionState
 

@@ -23,14 +23,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from brokerage.core.accounts import Role, User
+from brokerage.core.tables import utcnow
 from brokerage.platform.encryption import FieldCipher
-from brokerage.platform.models import BrokerType, BrokerVersion, Role, Service, User, utcnow
+from brokerage.platform.models import Service, ServiceUpgrade, UpgradeStatus
 from brokerage.sandbox.interface import BrokerBundle
 from brokerage.submissions.artifacts import ArtifactStore
 from brokerage.submissions.checks import gate_checks, gate_error
 from brokerage.submissions.errors import NotAllowedError, PackageError, VersionError
 from brokerage.submissions.manifest import validate_manifest
-from brokerage.submissions.models import ServiceUpgrade, SubmissionEvent, UpgradeStatus
+from brokerage.submissions.models import BrokerType, BrokerVersion, SubmissionEvent
 from brokerage.submissions.package import Package, pack
 from brokerage.submissions.states import DECISIONS, SubmissionState, check_transition
 from brokerage.submissions.versions import require_newer

@@ -1,21 +1,69 @@
-"""Tables of vendor submissions: verification reports, the lifecycle audit, and pending
-permission upgrades of services.
+"""Tables of brokers and their submissions: broker types and versions, verification
+reports and the lifecycle audit.
 
-A submission *is* a :class:`~brokerage.platform.models.BrokerVersion` (its ``state``,
-submitter and artifact live there); these tables hang off it.
+A submission *is* a :class:`BrokerVersion` (its ``state``, submitter and artifact live
+there); the other tables hang off it. Services pin a version (``brokerage.platform``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from brokerage.platform.db import Base
-from brokerage.platform.models import BrokerVersion, Service, User, utcnow
+from brokerage.core.accounts import User
+from brokerage.core.tables import Base, utcnow
+
+
+class BrokerType(Base):
+    """A kind of broker repo admins may enable (POST, Email, a vendor's broker...)."""
+
+    __tablename__ = "broker_types"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    title: Mapped[str] = mapped_column(String(100))
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    """the vendor whose broker this is (None: the platform's, a built-in)"""
+
+    versions: Mapped[list[BrokerVersion]] = relationship(
+        back_populates="broker_type", order_by="BrokerVersion.id"
+    )
+    owner: Mapped[User | None] = relationship()
+
+
+class BrokerVersion(Base):
+    """One version of a broker: its manifest and the digest of its files (the trust unit).
+
+    ``state`` holds a :class:`~brokerage.submissions.states.SubmissionState`; only approved
+    versions are offered. A vendor version's files are the artifact ``artifact_digest``
+    (the package archive, in the artifact store); a built-in's come from its folder.
+    """
+
+    __tablename__ = "broker_versions"
+    __table_args__ = (UniqueConstraint("broker_type_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broker_type_id: Mapped[int] = mapped_column(ForeignKey("broker_types.id"))
+    version: Mapped[str] = mapped_column(String(40))
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    digest: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(30), default="approved", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    """who submitted it (None: the platform installed it)"""
+    artifact_digest: Mapped[str | None] = mapped_column(String(64))
+    """sha256 of the package archive in the artifact store (None for built-ins)"""
+
+    broker_type: Mapped[BrokerType] = relationship(back_populates="versions")
+    submitted_by: Mapped[User | None] = relationship()
+
+    @property
+    def fields(self) -> list[dict[str, Any]]:
+        return list(self.manifest.get("fields", []))
 
 
 class VerificationReport(Base):
@@ -61,36 +109,3 @@ class SubmissionEvent(Base):
     @property
     def actor_name(self) -> str:
         return self.actor.username if self.actor is not None else "platform"
-
-
-class UpgradeStatus(StrEnum):
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    REPLACED = "replaced"  # a newer approved version asked again before anyone answered
-
-
-class ServiceUpgrade(Base):
-    """A newer approved version asks more than the one a service is pinned to (new egress
-    hosts, permissions or required fields): the service stays until an admin answers."""
-
-    __tablename__ = "service_upgrades"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    service_id: Mapped[int] = mapped_column(
-        ForeignKey("services.id", ondelete="CASCADE"), index=True
-    )
-    from_version_id: Mapped[int] = mapped_column(ForeignKey("broker_versions.id"))
-    to_version_id: Mapped[int] = mapped_column(ForeignKey("broker_versions.id"))
-    status: Mapped[str] = mapped_column(String(20), default=UpgradeStatus.PENDING)
-    wider: Mapped[list[str]] = mapped_column(JSON, default=list)
-    """what the new version asks for beyond the old one, one sentence each"""
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    note: Mapped[str] = mapped_column(Text, default="")
-
-    service: Mapped[Service] = relationship()
-    from_version: Mapped[BrokerVersion] = relationship(foreign_keys=[from_version_id])
-    to_version: Mapped[BrokerVersion] = relationship(foreign_keys=[to_version_id])
-    decided_by: Mapped[User | None] = relationship()

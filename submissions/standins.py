@@ -30,15 +30,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from brokerage.platform import tracker
-from brokerage.platform.api_access import implied
-from brokerage.platform.errors import (
+from brokerage.core.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
     ForbiddenError,
     NotFoundError,
 )
+from brokerage.platform import tracker
+from brokerage.platform.api_access import implied
 from brokerage.platform.gateway_api import ApiCall, ApiReply
 
 RECEIVER_HOST = "receiver.brokerage.test"

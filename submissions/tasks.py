@@ -16,11 +16,11 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from brokerage.platform.errors import PlatformError
-from brokerage.platform.models import BrokerVersion
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.interface import EgressProvider, SandboxBackend
 from brokerage.submissions.artifacts import ArtifactStore, store_from_config
 from brokerage.submissions.dynamic import BackendFactory
+from brokerage.submissions.models import BrokerVersion
 from brokerage.submissions.verification import verify_version
 
 log = logging.getLogger(__name__)

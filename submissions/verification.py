@@ -21,14 +21,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from brokerage.platform.models import BrokerVersion, utcnow
+from brokerage.core.tables import utcnow
 from brokerage.sandbox.runner.policy import DEFAULT_IMPORTS
 from brokerage.submissions import lifecycle
 from brokerage.submissions.artifacts import ArtifactStore
 from brokerage.submissions.checks import CheckResult, Finding, static_checks
 from brokerage.submissions.dynamic import BackendFactory, FixtureRun, dynamic_check, run_fixtures
 from brokerage.submissions.errors import SubmissionError
-from brokerage.submissions.models import VerificationReport
+from brokerage.submissions.models import BrokerVersion, VerificationReport
 from brokerage.submissions.package import Package, read_archive
 from brokerage.submissions.states import SubmissionState
 

@@ -20,10 +20,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
+from brokerage.core.accounts import Role, User
+from brokerage.core.tables import Base
 from brokerage.platform import accounts, repositories
 from brokerage.platform.app import create_app
 from brokerage.platform.db import make_engine, session_scope
-from brokerage.platform.models import Base, Repository, Role, User
+from brokerage.platform.models import Repository
 from brokerage.platform.runtime import Runtime
 
 TEST_FIELD_KEY = "x2qyJ1K9d6Yq0xg0c3cQ2wq4m7j0T8WZ8h3xYl5x0s8="

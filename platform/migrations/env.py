@@ -5,11 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from brokerage.core.tables import Base
 from brokerage.platform import models, tracker  # noqa: F401  (every module with tables)
-from brokerage.submissions import models as submission_models  # noqa: F401
 
 config = context.config
-target_metadata = models.Base.metadata
+target_metadata = Base.metadata
 
 
 def run_migrations() -> None:

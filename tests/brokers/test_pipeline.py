@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 
 from brokerage.platform import bundles
 from brokerage.platform.dispatch import Dispatcher
-from brokerage.platform.models import BrokerVersion
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.interface import BrokerBundle
+from brokerage.submissions.models import BrokerVersion
 from tests.brokers.conftest import LIMITS, RECEIVER_HOST, Rig, builtin_bundle
 from tests.brokers.fixtures import fixture
 from tests.pipeline.conftest import Repo, push_body

@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from brokerage.core.tables import utcnow
 from brokerage.platform import delivery_queue, sweeper
-from brokerage.platform.models import Delivery, utcnow
+from brokerage.platform.models import Delivery
 from brokerage.platform.runtime import Runtime
 from brokerage.platform.worker import run_worker
 from tests.pipeline.conftest import Repo, commit, push_body

@@ -6,7 +6,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from brokerage.platform.models import ApiToken, Role, User
+from brokerage.core.accounts import ApiToken, Role, User
 from tests.support import Seeder, basic, snapshot
 
 

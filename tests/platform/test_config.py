@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from brokerage.platform.config import load_config
+from brokerage.core.config import load_config
 
 
 def test_defaults_put_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:

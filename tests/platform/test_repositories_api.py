@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.testing import FlaskClient
 
-from brokerage.platform.models import Role
+from brokerage.core.accounts import Role
 from tests.support import Seeder, basic, snapshot
 
 

@@ -7,7 +7,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from brokerage.platform.models import Role, Service
+from brokerage.core.accounts import Role
+from brokerage.platform.models import Service
 from tests.support import Seeder, basic, post_fields, snapshot
 
 BASE = "/1.0/repositories/tutorials/testrepo/services"

@@ -213,3 +213,42 @@ def test_strict_mode_starts_a_sandbox_per_run(fresh):
     first = run(backend, "service-a", plant=token)
     second = run(backend, "service-a", look=token)
     assert second["pidns"] != first["pidns"] and second["found"] == []
+
+
+def test_every_workers_pool_figures_reach_the_metrics(warm, redis_server):
+    import threading
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from redis import Redis
+
+    from brokerage.platform import sandbox_stats
+
+    redis = Redis.from_url(redis_server.url)
+    run(warm, "service-g")
+    run(warm, "service-h")
+    stop = threading.Event()
+    publisher = threading.Thread(
+        target=sandbox_stats.publish_forever, args=(redis, "worker-1", warm, stop)
+    )
+    publisher.start()
+    assert eventually(lambda: "worker-1" in sandbox_stats.read_all(redis))
+
+    class Collector:
+        def collect(self):
+            return sandbox_stats.collect(redis)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector())
+    text = generate_latest(registry).decode()
+    stats = warm.pool.stats()
+    assert f'brokerage_sandbox_bound{{worker="worker-1"}} {stats.bound:.1f}' in text
+    assert f'brokerage_sandbox_tenants{{worker="worker-1"}} {stats.tenants:.1f}' in text
+    bindings = sum(stats.bindings.values())
+    shown = [
+        line for line in text.splitlines() if line.startswith("brokerage_sandbox_bindings_total")
+    ]
+    assert sum(float(line.split()[-1]) for line in shown) == bindings >= 2
+    assert "brokerage_sandbox_blank" in text and "brokerage_sandbox_retirements_total" in text
+    stop.set()
+    publisher.join()
+    assert sandbox_stats.read_all(redis) == {}  # a stopped worker's figures go

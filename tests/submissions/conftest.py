@@ -177,7 +177,7 @@ class People:
 
 @pytest.fixture
 def people(seed: Seeder) -> People:
-    from brokerage.platform.models import Role
+    from brokerage.core.accounts import Role
 
     seed.user("acme", Role.VENDOR)
     seed.user("globex", Role.VENDOR)

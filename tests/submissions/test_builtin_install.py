@@ -6,8 +6,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from brokerage.platform import catalogue
-from brokerage.platform.models import BrokerType, BrokerVersion
-from brokerage.submissions.models import SubmissionEvent, VerificationReport
+from brokerage.submissions.models import (
+    BrokerType,
+    BrokerVersion,
+    SubmissionEvent,
+    VerificationReport,
+)
 
 
 def test_builtins_are_verified_and_approved_with_reports(app, runtime) -> None:

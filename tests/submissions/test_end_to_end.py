@@ -62,7 +62,7 @@ def receiver() -> Iterator[RecordingReceiver]:
 
 @pytest.fixture
 def tokens(seed: Seeder) -> dict[str, str]:
-    from brokerage.platform.models import Role
+    from brokerage.core.accounts import Role
 
     seed.user("acme", Role.VENDOR)
     seed.user("rita", Role.REVIEWER)

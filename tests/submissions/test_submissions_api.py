@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from brokerage.platform import bundles
-from brokerage.platform.models import BrokerVersion
 from brokerage.submissions import lifecycle
 from brokerage.submissions.artifacts import store_from_config
+from brokerage.submissions.models import BrokerVersion
 from brokerage.submissions.package import pack
 from brokerage.submissions.verification import verify_version
 from tests.submissions.conftest import archive, artifacts, fake_factory, package_files, upload

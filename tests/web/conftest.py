@@ -19,10 +19,10 @@ from flask.testing import FlaskClient
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
+from brokerage.core.accounts import Role
 from brokerage.platform import repositories, tasks, tracker
 from brokerage.platform.db import session_scope
 from brokerage.platform.dispatch import Dispatcher
-from brokerage.platform.models import Role
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.fake import FakeBackend
 from brokerage.sandbox.interface import BrokerBundle, Limits, RunResult, RunStatus

@@ -17,7 +17,7 @@ import pytest
 import requests
 from flask import Flask
 
-from brokerage.platform.models import Role
+from brokerage.core.accounts import Role
 from brokerage.sandbox.fake import FakeBackend
 from tests.hooks.hook_fixtures import GitRepos, install_hook, isolate_scm
 from tests.support import Seeder, basic, snapshot

@@ -13,12 +13,13 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from brokerage.platform.db import session_scope
-from brokerage.platform.models import BrokerType, BrokerVersion, Service
+from brokerage.platform.models import Service
 from brokerage.platform.runtime import Runtime
 from brokerage.platform.services import values_of
 from brokerage.sandbox.fake import FakeBackend
 from brokerage.sandbox.interface import RunResult, RunStatus
 from brokerage.submissions.fields import MASK
+from brokerage.submissions.models import BrokerType, BrokerVersion
 from tests.support import RedisServer, Seeder, snapshot
 from tests.web.conftest import WebClient, csrf_of
 
