@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 
 from brokerage.core.errors import AuthenticationError, ForbiddenError, NotFoundError
 from brokerage.platform.deliveries import DeliveryStatus
-from brokerage.platform.gateway import ApiCall, ApiReply
 from brokerage.platform.models import Delivery, Repository
+from brokerage.sandbox.egress.relay import ApiCall, ApiReply
 
 TOKEN_PREFIX = "bkd_"
 """marks a delivery token (user API tokens have their own prefix)"""

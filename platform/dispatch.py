@@ -34,9 +34,9 @@ from brokerage.platform.deliveries import (
     due_at,
     retry_delay,
 )
-from brokerage.platform.egress_policy import hosts_named_by
 from brokerage.platform.models import Push, Service
 from brokerage.platform.runtime import Runtime
+from brokerage.sandbox.egress.policy import hosts_named_by
 from brokerage.sandbox.interface import Limits, RunResult, RunStatus, SandboxBackend
 from brokerage.submissions.fields import MASK, missing_required
 from brokerage.submissions.models import BrokerVersion

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from brokerage.platform.mailer import MailConfig, Mailer, MailRequest
 from brokerage.platform.models import Service
 from brokerage.platform.runtime import Runtime
+from brokerage.sandbox.egress.mailer import MailConfig, Mailer, MailRequest
 
 log = logging.getLogger(__name__)
 

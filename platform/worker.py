@@ -19,9 +19,9 @@ from rq.serializers import JSONSerializer
 
 from brokerage.platform import api_access, bundles, sweeper, tasks
 from brokerage.platform.dispatch import Dispatcher
-from brokerage.platform.gateway import Gateway, GatewayConfig
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.backends import backend_from_config
+from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
 from brokerage.sandbox.interface import Limits
 from brokerage.submissions import tasks as verification_tasks
 from brokerage.submissions.artifacts import store_from_config

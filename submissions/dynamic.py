@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from brokerage.platform.egress_policy import RESERVED_HOST, EgressPolicy, parse_host
-from brokerage.platform.gateway import Gateway, GatewayConfig
-from brokerage.platform.gateway_errors import EgressRefusedError, GatewayError, Refusal
-from brokerage.platform.mailer import MailConfig
+from brokerage.sandbox.egress.errors import EgressRefusedError, GatewayError, Refusal
+from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.mailer import MailConfig
+from brokerage.sandbox.egress.policy import RESERVED_HOST, EgressPolicy, parse_host
 from brokerage.sandbox.interface import (
     BrokerBundle,
     EgressProvider,

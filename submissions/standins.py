@@ -39,7 +39,7 @@ from brokerage.core.errors import (
 )
 from brokerage.platform import tracker
 from brokerage.platform.api_access import implied
-from brokerage.platform.gateway_api import ApiCall, ApiReply
+from brokerage.sandbox.egress.relay import ApiCall, ApiReply
 
 RECEIVER_HOST = "receiver.brokerage.test"
 """the name fixtures reach the recording receiver by (``${receiver}``)"""

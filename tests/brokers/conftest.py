@@ -22,8 +22,9 @@ from flask import Flask
 
 from brokerage.platform.api_access import AppApiForwarder
 from brokerage.platform.bundles import BUILTIN_ROOT, folder_files
-from brokerage.platform.gateway import ApiCall, ApiReply, Gateway, GatewayConfig
-from brokerage.platform.mailer import MailConfig
+from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.mailer import MailConfig
+from brokerage.sandbox.egress.relay import ApiCall, ApiReply
 from brokerage.sandbox.errors import BackendUnavailableError
 from brokerage.sandbox.interface import BrokerBundle, Limits, RunResult, SandboxBackend
 from tests.brokers.fixtures import fixture

@@ -41,7 +41,7 @@ import yaml
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 
 from brokerage.platform.bundles import BUILTIN_ROOT
-from brokerage.platform.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
 from brokerage.sandbox.interface import RunResult, SandboxBackend
 from tests.brokers.conftest import LIMITS, builtin_bundle
 from tests.brokers.fixtures import fixture

@@ -26,8 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from brokerage.platform.egress_policy import hosts_named_by
-from brokerage.platform.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.policy import hosts_named_by
 from brokerage.sandbox.interface import RunResult, SandboxBackend
 from tests.brokers.conftest import LIMITS, builtin_bundle
 from tests.brokers.fixtures import fixture

@@ -65,8 +65,8 @@ def test_mail(rig: Rig, case: Case) -> None:
 def test_mail_not_configured_is_transient(docker_image: str) -> None:
     """No SMTP on the platform is the operator's problem: retried, never held against the
     service as a configuration error."""
-    from brokerage.platform.gateway import Gateway, GatewayConfig
     from brokerage.sandbox.docker_backend import DockerBackend
+    from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
     from tests.brokers.conftest import LIMITS, builtin_bundle
 
     envelope = dict(fixture("email", "1_commit"), service={"Email": "dev@example.org"},

@@ -7,7 +7,8 @@ import socket
 
 import pytest
 
-from brokerage.platform.egress_policy import (
+from brokerage.sandbox.egress.errors import EgressRefusedError, GatewayConfigError, Refusal
+from brokerage.sandbox.egress.policy import (
     EgressPolicy,
     HostMatch,
     classify,
@@ -15,7 +16,6 @@ from brokerage.platform.egress_policy import (
     parse_host,
     parse_ipv4_loose,
 )
-from brokerage.platform.gateway_errors import EgressRefusedError, GatewayConfigError, Refusal
 
 INET_ATON_SPELLINGS = [
     "127.0.0.1", "2130706433", "0x7f000001", "0x7F.0.0.1", "0177.0.0.1", "017700000001",
@@ -152,7 +152,7 @@ def test_ports_outside_the_set_are_refused() -> None:
 
 
 def test_service_named_hosts_count_as_named_only_under_star() -> None:
-    from brokerage.platform.egress_policy import hosts_named_by
+    from brokerage.sandbox.egress.policy import hosts_named_by
 
     named = hosts_named_by(
         [

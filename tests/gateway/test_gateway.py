@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from brokerage.platform.gateway import REFUSED_HEADER, Gateway, GatewayConfig, system_resolver
-from brokerage.platform.gateway_errors import GatewayConfigError
+from brokerage.sandbox.egress.errors import GatewayConfigError
+from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig, system_resolver
+from brokerage.sandbox.egress.proxy import REFUSED_HEADER
 from brokerage.sandbox.interface import EgressChannel, EgressProvider
 from tests.gateway.egress_tables import ANY, NAMED, REFUSED
 
@@ -350,7 +351,7 @@ def test_requests_late_in_a_run_are_refused(make_gateway, broker_side, receiver)
 def test_a_host_the_admin_named_reaches_an_operator_range_under_star(gateway, receiver) -> None:
     """The POST broker's manifest says "*"; its service's URL names 127.0.0.1, which the
     test operator opened: that host, and only for that delivery, may be reached."""
-    from brokerage.platform.egress_policy import hosts_named_by
+    from brokerage.sandbox.egress.policy import hosts_named_by
     from brokerage.sandbox.runner.egress_bridge import start_bridge
     from tests.gateway.conftest import make_bundle
 

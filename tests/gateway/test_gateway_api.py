@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from brokerage.platform.gateway import REFUSED_HEADER, ApiCall, GatewayApiForwarder
-from brokerage.platform.gateway_errors import GatewayError
+from brokerage.sandbox.egress.errors import GatewayError
+from brokerage.sandbox.egress.proxy import REFUSED_HEADER
+from brokerage.sandbox.egress.relay import ApiCall, GatewayApiForwarder
 
 API = "http://brokerage.internal/api"
 

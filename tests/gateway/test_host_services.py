@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from brokerage.platform.gateway import REFUSED_HEADER
+from brokerage.sandbox.egress.proxy import REFUSED_HEADER
 
 WORST_MANIFEST = ["*", "127.0.0.1", "localhost", "[::1]"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from brokerage.platform.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
 from brokerage.sandbox.errors import BackendUnavailableError
 from brokerage.sandbox.interface import BrokerBundle, Limits, RunResult
 from brokerage.sandbox.sandboxes import SandboxOptions

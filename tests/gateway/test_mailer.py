@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from brokerage.platform.gateway import REFUSED_HEADER
-from brokerage.platform.mailer import MailConfig
+from brokerage.sandbox.egress.mailer import MailConfig
+from brokerage.sandbox.egress.proxy import REFUSED_HEADER
 
 MAIL_URL = "http://brokerage.internal/mail"
 

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 
 from brokerage.platform import api_access
 from brokerage.platform.deliveries import claim
-from brokerage.platform.gateway import ApiCall
 from brokerage.platform.models import Delivery
+from brokerage.sandbox.egress.relay import ApiCall
 from tests.pipeline.conftest import Repo, commit, push_body
 from tests.support import RedisServer, Seeder, basic, build_app
 

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from brokerage.platform.cli import main
 from brokerage.platform.dispatch import Dispatcher
-from brokerage.platform.gateway import Gateway, GatewayConfig
 from brokerage.sandbox.backends import backend_from_config
+from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
 from brokerage.sandbox.interface import Limits
 from brokerage.submissions.standins import RecordingReceiver
 from tests.submissions.conftest import docker_config, docker_factory, docker_image

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from brokerage.platform.bundles import BUILTIN_ROOT
 from brokerage.platform.cli import main
-from brokerage.platform.gateway import ApiCall
+from brokerage.sandbox.egress.relay import ApiCall
 from brokerage.sandbox.interface import RunResult, RunStatus
 from brokerage.submissions.dynamic import run_fixtures
 from brokerage.submissions.package import Package, read_package

@@ -115,7 +115,7 @@ CANNED_REQUESTS = [{
     "status": 403, "bytes_sent": 0, "bytes_received": 0, "seconds": 0.001,
     "address": None, "refused": "address_denied", "detail": "169.254.169.254 is link-local",
 }]  # fmt: skip
-"""the gateway's log of one run, in the gateway's entry shape (platform/proxy.py)"""
+"""the gateway's log of one run, in the gateway's entry shape (sandbox/egress/proxy.py)"""
 
 
 def canned_run(bundle: BrokerBundle, envelope: Any, _limits: Limits) -> RunResult:

@@ -1,14 +1,13 @@
-"""Errors of the egress gateway (``gateway.py``, ``egress_policy.py``, ``mailer.py``).
+"""Errors of the egress gateway (its proxy, policy, mailer and platform relay).
 
 ::
 
     BrokerageError
-    └── PlatformError
-        └── GatewayError
-            ├── GatewayConfigError   the operator's gateway settings are unsafe or malformed
-            ├── EgressRefusedError   the policy refuses a request; answered with ``status``
-            ├── UpstreamError        the allowed target could not be reached or timed out
-            └── MailDeliveryError    the SMTP server refused or could not be reached
+    └── GatewayError
+        ├── GatewayConfigError   the operator's gateway settings are unsafe or malformed
+        ├── EgressRefusedError   the policy refuses a request; answered with ``status``
+        ├── UpstreamError        the allowed target could not be reached or timed out
+        └── MailDeliveryError    the SMTP server refused or could not be reached
 
 A refusal is a normal outcome (logged against the delivery, answered to the
 broker); only ``GatewayConfigError`` stops anything, and only at start-up.
@@ -18,7 +17,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from brokerage.platform.errors import PlatformError
+from brokerage.core.errors import BrokerageError
 
 
 class Refusal(StrEnum):
@@ -53,7 +52,7 @@ REFUSAL_STATUS: dict[Refusal, int] = {
 """HTTP status answered for each refusal; anything not listed is 403."""
 
 
-class GatewayError(PlatformError):
+class GatewayError(BrokerageError):
     """Raised by the egress gateway."""
 
 

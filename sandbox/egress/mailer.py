@@ -23,7 +23,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import NoReturn
 
-from brokerage.platform.gateway_errors import EgressRefusedError, MailDeliveryError, Refusal
+from brokerage.sandbox.egress.errors import EgressRefusedError, MailDeliveryError, Refusal
 
 SENDER_LOCAL_PART = "commits-noreply"
 

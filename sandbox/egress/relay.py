@@ -1,7 +1,7 @@
 """The platform API as the gateway forwards it: a broker's call, the reply, the default forwarder.
 
 A broker's ``http://brokerage.internal/api/<path>`` request becomes an
-:class:`ApiCall` (see :mod:`brokerage.platform.proxy`); the gateway's
+:class:`ApiCall` (see :mod:`brokerage.sandbox.egress.proxy`); the gateway's
 ``api_forwarder`` answers it with an :class:`ApiReply`.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from brokerage.platform.gateway_errors import GatewayError, UpstreamError
+from brokerage.sandbox.egress.errors import GatewayError, UpstreamError
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ An :class:`Exchange` reads the request head (:func:`parse_head`, strict), then
 either relays a ``CONNECT`` tunnel, forwards an absolute ``http://`` request
 with ``Connection: close``, or routes ``http://brokerage.internal/mail`` and
 ``/api/...`` to the platform. Every outcome fills one log entry of the run.
-The channels and runs it serves are :mod:`brokerage.platform.gateway`'s.
+The channels and runs it serves are :mod:`brokerage.sandbox.egress.gateway`'s.
 """
 
 from __future__ import annotations
@@ -24,26 +24,26 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from brokerage.platform.egress_policy import (
+from brokerage.sandbox.egress.errors import (
+    EgressRefusedError,
+    GatewayError,
+    Refusal,
+    UpstreamError,
+)
+from brokerage.sandbox.egress.mailer import MailRequest
+from brokerage.sandbox.egress.policy import (
     RESERVED_HOST,
     HostMatch,
     IPAddress,
     host_text,
     parse_host,
 )
-from brokerage.platform.gateway_api import API_FORWARDED_HEADERS, ApiCall
-from brokerage.platform.gateway_errors import (
-    EgressRefusedError,
-    GatewayError,
-    Refusal,
-    UpstreamError,
-)
-from brokerage.platform.mailer import MailRequest
+from brokerage.sandbox.egress.relay import API_FORWARDED_HEADERS, ApiCall
 
 if TYPE_CHECKING:
-    from brokerage.platform.gateway import Channel, Run
+    from brokerage.sandbox.egress.gateway import Channel, Run
 
-log = logging.getLogger("brokerage.platform.gateway")
+log = logging.getLogger("brokerage.sandbox.egress.gateway")
 """the gateway's logger: egress lines keep the name they had before the proxy had a module"""
 
 REFUSED_HEADER = "X-Brokerage-Refused"

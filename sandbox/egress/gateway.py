@@ -10,7 +10,7 @@ sandbox sends can claim another identity.
 On each connection the gateway reads one HTTP/1.x proxy request:
 
 - ``GET http://host[:port]/path`` (absolute form): checked against the
-  :class:`~brokerage.platform.egress_policy.EgressPolicy`, sent upstream with
+  :class:`~brokerage.sandbox.egress.policy.EgressPolicy`, sent upstream with
   ``Connection: close``; the response comes back as is (redirects included —
   following one is a new request, judged afresh);
 - ``CONNECT host:port``: checked the same way, then bytes are relayed both ways
@@ -18,8 +18,8 @@ On each connection the gateway reads one HTTP/1.x proxy request:
 - ``http://brokerage.internal/mail`` and ``/api/...``: routed to the platform
   (SMTP, and the ``api_forwarder`` hook), never to the network.
 
-The request itself is handled in :mod:`brokerage.platform.proxy`; the API call
-types live in :mod:`brokerage.platform.gateway_api`. Every request, allowed or
+The request itself is handled in :mod:`brokerage.sandbox.egress.proxy`; the API call
+types live in :mod:`brokerage.sandbox.egress.relay`. Every request, allowed or
 refused, is appended to the run's log, which ``end_run()`` returns. Refusals are
 answered with a 4xx status, an ``X-Brokerage-Refused: <code>`` header and a
 one-line reason.
@@ -39,31 +39,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from brokerage.platform.egress_policy import EgressPolicy, parse_extra_ranges
-from brokerage.platform.gateway_api import (
-    ApiCall,
+from brokerage.sandbox.egress.errors import EgressRefusedError, GatewayError, Refusal
+from brokerage.sandbox.egress.mailer import MailConfig, Mailer
+from brokerage.sandbox.egress.policy import EgressPolicy, parse_extra_ranges
+from brokerage.sandbox.egress.proxy import Exchange, shutdown
+from brokerage.sandbox.egress.relay import (
     ApiForwarder,
-    ApiReply,
-    GatewayApiForwarder,
 )
-from brokerage.platform.gateway_errors import EgressRefusedError, GatewayError, Refusal
-from brokerage.platform.mailer import MailConfig, Mailer
-from brokerage.platform.proxy import REFUSED_HEADER, Exchange, shutdown
 from brokerage.sandbox.interface import BrokerBundle
-
-__all__ = [  # ApiCall and the rest stay importable from here, where they used to live
-    "REFUSED_HEADER",
-    "SOCKET_NAME",
-    "ApiCall",
-    "ApiForwarder",
-    "ApiReply",
-    "Channel",
-    "Gateway",
-    "GatewayApiForwarder",
-    "GatewayConfig",
-    "Resolver",
-    "system_resolver",
-]
 
 SOCKET_NAME = "egress.sock"
 """the socket's file name in each channel directory (the sandbox sees /run/brokerage/egress.sock)"""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from brokerage.platform.gateway_errors import EgressRefusedError, GatewayConfigError, Refusal
+from brokerage.sandbox.egress.errors import EgressRefusedError, GatewayConfigError, Refusal
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
