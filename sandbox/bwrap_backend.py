@@ -2,12 +2,16 @@
 
 The root is the runtime image's Debian tree unpacked to a directory (see
 :func:`image.build_rootfs`), bound read-only. Every namespace is unshared
-(user, pid, net, ipc, uts, cgroup): no network at all, the runner is PID 1 of
-its own PID namespace as uid 65534, every capability dropped, no-new-privileges
-(bubblewrap always sets it), a size-capped tmpfs on /tmp, and no further user
-namespaces. Memory, processes and open files are capped with rlimits the
-runner sets on each run's process (per user namespace on Linux >= 5.14). There
-is no seccomp filter and no cgroup here: Docker remains the stronger backend.
+(user, pid, net, ipc, uts, cgroup): no network at all, a private IPC namespace
+with no ``/dev/mqueue``, the runner is PID 1 of its own PID namespace as uid 65534,
+every capability dropped, no-new-privileges (bubblewrap always sets it), size-capped
+tmpfs on /tmp and /dev/shm, and no further user namespaces. The project's seccomp
+filter (:mod:`seccomp`, the same rules as the Docker profile, compiled to BPF by
+libseccomp) is installed with ``--seccomp FD``: no SysV IPC, POSIX message queues or
+keyrings (the worker's session keyring is otherwise shared by every sandbox). Memory,
+processes and open files are capped with rlimits the runner sets on each run's
+process (per user namespace on Linux >= 5.14). There is no cgroup here: Docker
+remains the stronger backend.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from brokerage.sandbox import image
+from brokerage.sandbox import image, seccomp
 from brokerage.sandbox.errors import BackendUnavailableError, ImageError
 from brokerage.sandbox.interface import BrokerBundle, EgressProvider, Limits, RunResult
 from brokerage.sandbox.pool import PoolPolicy, WarmPool, with_idle_exit
@@ -78,23 +82,31 @@ class BubblewrapSandbox(Sandbox):
     backend = "bubblewrap"
 
     def __init__(self, rootfs: Path, bundle: BrokerBundle, limits: Limits,
-                 egress: EgressProvider | None, options: SandboxOptions) -> None:  # fmt: skip
+                 egress: EgressProvider | None, options: SandboxOptions,
+                 seccomp_bpf: Path | None = None) -> None:  # fmt: skip
         super().__init__(bundle, limits, egress, options)
-        self.rootfs = rootfs
+        self.rootfs, self.seccomp_bpf = rootfs, seccomp_bpf
         self.process: subprocess.Popen[bytes] | None = None
         self.stream: PipeStream | None = None
 
-    def command(self) -> list[str]:
+    def command(self, seccomp_fd: int | None = None) -> list[str]:
+        """The bwrap command line; ``seccomp_fd`` is an open descriptor of the BPF filter."""
         limits = self.limits
-        command = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns",
+        command = ["bwrap", "--unshare-all", "--unshare-user", "--unshare-ipc",
+                   "--disable-userns",
                    "--die-with-parent", "--new-session", "--as-pid-1",
                    "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
                    "--cap-drop", "ALL", "--hostname", "sandbox",
                    "--ro-bind", str(self.rootfs), "/", "--proc", "/proc", "--dev", "/dev",
                    "--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp",
-                   "--size", str(1024 * 1024), "--tmpfs", "/dev/shm"]  # fmt: skip
+                   "--size", str(1024 * 1024), "--tmpfs", "/dev/shm",
+                   # bwrap's /dev belongs to the sandbox's user: read-only, or a run could
+                   # leave files there for the next
+                   "--remount-ro", "/dev"]  # fmt: skip
         if self.egress_dir is not None:
             command += ["--bind", self.egress_dir, "/run/brokerage"]
+        if seccomp_fd is not None:
+            command += ["--seccomp", str(seccomp_fd)]
         command += ["--chdir", "/tmp", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin",
                     "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
                     "python3", "-I", "-B", image.IN_IMAGE_RUNNER, "--kill-all", "--rlimit-nproc",
@@ -107,11 +119,16 @@ class BubblewrapSandbox(Sandbox):
             # bwrap started by root maps the sandbox's uid onto host root; started as
             # nobody, the sandbox's processes are nobody on the host too
             as_nobody = {"user": SANDBOX_UID, "group": SANDBOX_UID, "extra_groups": []}
-        self.process = SPAWNER.popen(
-            self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True,
-            env={"PATH": os.environ.get("PATH", "")}, **as_nobody,
-        )  # fmt: skip
+        bpf = os.open(self.seccomp_bpf, os.O_RDONLY | os.O_CLOEXEC) if self.seccomp_bpf else None
+        try:
+            self.process = SPAWNER.popen(
+                self.command(bpf), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, start_new_session=True, pass_fds=() if bpf is None
+                else (bpf,), env={"PATH": os.environ.get("PATH", "")}, **as_nobody,
+            )  # fmt: skip
+        finally:
+            if bpf is not None:
+                os.close(bpf)
         self.stream = PipeStream(self.process)
         return self.stream
 
@@ -145,12 +162,15 @@ class BubblewrapBackend:
             raise ImageError(
                 f"no sandbox rootfs at {self.rootfs}; run `brokerage sandbox build-image --rootfs`"
             )
+        self.seccomp_bpf = seccomp.build_bpf(self.rootfs.parent)
+        """the compiled filter (built with the rootfs; compiled here when missing)"""
         self.egress, self.mode = egress, Mode(mode)
         self.pool = WarmPool(self.new_sandbox, pool, self.name)
         self.options = with_idle_exit(options or SandboxOptions(), self.pool.policy)
 
     def new_sandbox(self, bundle: BrokerBundle, limits: Limits) -> BubblewrapSandbox:
-        return BubblewrapSandbox(self.rootfs, bundle, limits, self.egress, self.options)
+        return BubblewrapSandbox(self.rootfs, bundle, limits, self.egress, self.options,
+                                 self.seccomp_bpf)  # fmt: skip
 
     def run(self, bundle: BrokerBundle, envelope: Mapping[str, Any], limits: Limits,
             tenant: str | None = None) -> RunResult:  # fmt: skip

@@ -1,8 +1,11 @@
 """The Docker backend: one hardened container per sandbox, via the docker SDK.
 
 Each container: no network, read-only root, uid 65534, every capability
-dropped, no-new-privileges, Docker's default seccomp profile, pids / memory
-(= memory+swap) / CPU limits, a small noexec tmpfs on /tmp, a nofile ulimit.
+dropped, no-new-privileges, the project's own seccomp profile (:mod:`seccomp`: Docker's
+default minus SysV IPC, POSIX message queues, keyrings and more), a private IPC
+namespace with no ``/dev/mqueue`` (a read-only empty tmpfs covers it), pids / memory
+(= memory+swap, counting /tmp and /dev/shm pages) / CPU limits, a small noexec tmpfs on
+/tmp, a nofile ulimit. ``runtime="runsc"`` runs it under gVisor instead of runc.
 Its runner talks to the host over a Unix socket the host listens on in a directory
 mounted into the container (:class:`ControlSocket`): Docker's daemons copy nothing
 per run, only the runner's stderr comes through Docker's attach stream. The host
@@ -24,7 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from brokerage.sandbox import image, reaper
+from brokerage.sandbox import image, reaper, seccomp
 from brokerage.sandbox.errors import BackendUnavailableError, ImageError, SandboxError
 from brokerage.sandbox.interface import BrokerBundle, EgressProvider, Limits, RunResult, RunStatus
 from brokerage.sandbox.pool import PoolPolicy, WarmPool, with_idle_exit
@@ -43,6 +46,10 @@ CONTROL_SOCKET = "runner.sock"
 IN_SANDBOX_CONTROL_DIR = "/run/brokerage-runner"
 """where the control socket's directory is mounted (read-only) in the container"""
 LABEL = reaper.LABEL
+MQUEUE_MASK = "ro,nosuid,nodev,noexec,size=4k,mode=0555"
+"""mounted over /dev/mqueue: Docker mounts the IPC namespace's mqueue filesystem there"""
+RUNTIMES = ("runc", "runsc")
+"""OCI runtimes the backend offers: Docker's default (runc) or gVisor (``runsc``)"""
 _HEADER = struct.Struct(">BxxxL")
 
 
@@ -142,8 +149,13 @@ class ControlSocket:
         os.chmod(self.path, 0o666)
         self.listener.listen(4)
 
-    def accept(self, runner_pid: int, timeout: float) -> socket.socket:
-        """The runner's connection; a connection from any other process is dropped."""
+    def accept(self, runner_pid: int, timeout: float, container_id: str = "") -> socket.socket:
+        """The runner's connection; a connection from any other process is dropped.
+
+        Under gVisor the connection comes from the container's gofer (the process that
+        does its host file and socket operations), not from its PID 1: with
+        ``container_id`` a peer in that container's own cgroup is the container's.
+        """
         deadline = time.monotonic() + timeout
         while True:
             if not runner_pid or not os.path.exists(f"/proc/{runner_pid}"):
@@ -156,7 +168,8 @@ class ControlSocket:
                 conn, _ = self.listener.accept()
             except TimeoutError:
                 continue
-            if peer_pid(conn) == runner_pid:
+            peer = peer_pid(conn)
+            if peer == runner_pid or (container_id and in_container(peer, container_id)):
                 return conn
             conn.close()
 
@@ -165,19 +178,40 @@ class ControlSocket:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def in_container(pid: int, container_id: str) -> bool:
+    """Whether host process ``pid`` belongs to the container (its cgroup, which only
+    root can move a process into, names the container's id)."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as handle:
+            paths = [line.rstrip("\n").split(":", 2)[2] for line in handle]
+    except (OSError, IndexError):
+        return False
+    return any(path.rstrip("/").rsplit("/", 1)[-1] in (container_id, f"docker-{container_id}.scope")
+               for path in paths)  # fmt: skip
+
+
 def peer_pid(conn: socket.socket) -> int:
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, _, _ = struct.unpack("3i", creds)
     return int(pid)
 
 
+def security_options(runtime: str | None = None) -> list[str]:
+    """no-new-privileges and the project's seccomp profile (``sandbox/seccomp.json``;
+    under gVisor ``sandbox/seccomp-gvisor.json``, see :mod:`seccomp`)."""
+    return ["no-new-privileges", seccomp.docker_security_opt(gvisor=runtime == "runsc")]
+
+
 class DockerSandbox(Sandbox):
     backend = "docker"
 
     def __init__(self, client: Any, image_tag: str, bundle: BrokerBundle, limits: Limits,
-                 egress: EgressProvider | None, options: SandboxOptions) -> None:  # fmt: skip
+                 egress: EgressProvider | None, options: SandboxOptions,
+                 runtime: str | None = None) -> None:  # fmt: skip
         super().__init__(bundle, limits, egress, options)
         self.client, self.image_tag = client, image_tag
+        self.runtime = None if runtime in (None, "", "runc") else runtime
+        """the OCI runtime; None: the daemon's default (runc)"""
         self.container_id: str | None = None
         self.control: ControlSocket | None = None
         self.stream: DockerStream | None = None
@@ -200,7 +234,8 @@ class DockerSandbox(Sandbox):
         try:
             api.start(self.container_id)
             runner_pid = int(api.inspect_container(self.container_id)["State"]["Pid"])
-            conn = self.control.accept(runner_pid, CONNECT_TIMEOUT_SECONDS)
+            gofer = self.container_id if self.runtime == "runsc" else ""
+            conn = self.control.accept(runner_pid, CONNECT_TIMEOUT_SECONDS, gofer)
         except SandboxError as exc:
             said = stderr.text()[-2000:]
             stderr.close()
@@ -228,16 +263,21 @@ class DockerSandbox(Sandbox):
             network_mode="none",
             read_only=True,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=security_options(self.runtime),
             pids_limit=limits.pids,
             mem_limit=memory,
             memswap_limit=memory,
             nano_cpus=int(limits.cpus * 1e9),
-            tmpfs={"/tmp": f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=1777"},
+            tmpfs={
+                "/tmp": f"rw,nosuid,nodev,noexec,size={limits.tmpfs_bytes},mode=1777",
+                # no POSIX message queue filesystem: an empty read-only tmpfs covers it
+                "/dev/mqueue": MQUEUE_MASK,
+            },
             shm_size=SHM_BYTES,
             ulimits=[docker.types.Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile)],
             binds=binds,
             ipc_mode="private",
+            runtime=self.runtime,
             # if this process dies, the runner sees EOF on its control socket, exits, and
             # the container goes
             auto_remove=True,
@@ -313,17 +353,20 @@ class DockerBackend:
         pool: PoolPolicy | None = None,
         options: SandboxOptions | None = None,
         reap_interval: float = reaper.REAP_INTERVAL_SECONDS,
+        runtime: str | None = None,
     ) -> None:
         self.client = client or docker_client()
         self.image_tag = image_tag or image.Recipe().image_tag
         _require_image(self.client, self.image_tag)
+        self.runtime = require_runtime(self.client, runtime)
         self.egress, self.mode = egress, Mode(mode)
         self.pool = WarmPool(self.new_sandbox, pool, self.name)
         self.options = with_idle_exit(options or SandboxOptions(), self.pool.policy)
         self.reaper = reaper.Reaper(self.client, reap_interval).start()
 
     def new_sandbox(self, bundle: BrokerBundle, limits: Limits) -> DockerSandbox:
-        return DockerSandbox(self.client, self.image_tag, bundle, limits, self.egress, self.options)
+        return DockerSandbox(self.client, self.image_tag, bundle, limits, self.egress,
+                             self.options, self.runtime)  # fmt: skip
 
     def run(self, bundle: BrokerBundle, envelope: Mapping[str, Any], limits: Limits,
             tenant: str | None = None) -> RunResult:  # fmt: skip
@@ -347,6 +390,22 @@ def docker_client() -> Any:
     except (docker.errors.DockerException, OSError) as exc:
         raise BackendUnavailableError(f"no Docker daemon answers: {exc}") from exc
     return client
+
+
+def require_runtime(client: Any, runtime: str | None) -> str:
+    """``runtime`` (default runc) if the daemon has it registered, else BackendUnavailableError."""
+    name = runtime or "runc"
+    if name not in RUNTIMES:
+        raise BackendUnavailableError(f"unknown sandbox runtime {name!r}; one of {RUNTIMES}")
+    if name == "runc":
+        return name
+    registered = client.info().get("Runtimes") or {}
+    if name not in registered:
+        raise BackendUnavailableError(
+            f"the Docker daemon has no {name!r} runtime (registered: {sorted(registered)}); "
+            "scripts/setup-sandbox.sh registers gVisor's runsc in /etc/docker/daemon.json"
+        )
+    return name
 
 
 def _require_image(client: Any, tag: str) -> None:

@@ -271,8 +271,12 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def build_rootfs(recipe: Recipe | None = None, progress: Progress = _quiet) -> Path:
-    """The unpacked tree for bubblewrap (tarball + runner under /opt/brokerage). Idempotent."""
+    """The unpacked tree for bubblewrap (tarball + runner under /opt/brokerage), and the
+    seccomp filter compiled for ``bwrap --seccomp`` beside it. Idempotent."""
     recipe = recipe or Recipe()
+    from brokerage.sandbox import seccomp
+
+    progress(f"seccomp filter {seccomp.build_bpf(recipe.cache_dir)}")
     if (recipe.rootfs / "usr/bin/python3").exists():
         progress(f"rootfs {recipe.rootfs}: present, nothing to do")
         (recipe.rootfs / "run/brokerage").mkdir(parents=True, exist_ok=True)
@@ -309,4 +313,11 @@ def prune_stale(client: Any, recipe: Recipe) -> list[str]:
         if tree != recipe.rootfs:
             shutil.rmtree(tree, ignore_errors=True)
             removed.append(str(tree))
+    from brokerage.sandbox import seccomp
+
+    current = f"seccomp-{seccomp.policy_hash()}.bpf"
+    for compiled in sorted(recipe.cache_dir.glob("seccomp-*.bpf")):
+        if compiled.name != current:
+            compiled.unlink(missing_ok=True)
+            removed.append(str(compiled))
     return removed

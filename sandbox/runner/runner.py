@@ -259,7 +259,7 @@ class Run:
             os.close(write_end)
         self.stdin_fd, self.control_fd = fds[0][1], fds[4][1]
         self.out_fds = [fds[i][0] for i in (1, 2, 3)]
-        self.pidfd = os.pidfd_open(self.pid)
+        self.pidfd, self.own_pidfd = exit_fd(self.pid)
 
     def _become_child(self, fds: list[tuple[int, int]]) -> None:
         try:
@@ -268,6 +268,9 @@ class Run:
                 os.dup2(read_end if target in (0, self.CONTROL_FD) else write_end, target)
             os.closerange(self.CONTROL_FD + 1, os.sysconf("SC_OPEN_MAX"))
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            if SIGCHLD_PIPE:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             with open(self.CONTROL_FD, "rb") as control:
                 limits = json.loads(control.read() or b"null")
             if not isinstance(limits, dict):
@@ -299,8 +302,7 @@ class Run:
 
     def healthy(self) -> bool:
         """Still waiting for its run: a previous broker may have killed or stopped it."""
-        exited, _, _ = select.select([self.pidfd], [], [], 0)
-        if exited:
+        if self.has_exited():
             return False
         try:
             with open(f"/proc/{self.pid}/stat") as stat:
@@ -316,8 +318,10 @@ class Run:
             os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
-        for fd in (self.stdin_fd, self.pidfd, *self.out_fds):
+        for fd in (self.stdin_fd, *self.out_fds):
             os.close(fd)
+        if self.own_pidfd:
+            os.close(self.pidfd)
 
     def collect(self) -> None:
         """Pump pipes until the child is gone and its pipes drained, or a limit hits."""
@@ -341,7 +345,7 @@ class Run:
             if any(c.exceeded for c in self.captures):
                 self.kill("output")
                 return
-            if self.pidfd in ready_r:
+            if self.pidfd in ready_r and self.exit_seen():
                 exited = True
                 self._stop_feeding()
             elif exited and not ready_r:
@@ -362,6 +366,23 @@ class Run:
             os.close(self.stdin_fd)
             self.stdin_fd = -1
 
+    def has_exited(self) -> bool:
+        """The child exited (not reaped: ``finish`` does that)."""
+        flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+        try:
+            return os.waitid(os.P_PID, self.pid, flags) is not None
+        except ChildProcessError:
+            return True
+
+    def exit_seen(self) -> bool:
+        """``pidfd`` was readable: our child's pidfd, or SIGCHLD's wakeup pipe (any child)."""
+        if self.own_pidfd:
+            return True
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.pidfd, 512):
+                pass
+        return self.has_exited()
+
     def kill(self, reason: str) -> None:
         self.killed = reason
         with contextlib.suppress(ProcessLookupError):
@@ -370,7 +391,8 @@ class Run:
     def finish(self) -> dict[str, Any]:
         _, status, usage = os.wait4(self.pid, 0)
         duration = time.monotonic() - self.started
-        os.close(self.pidfd)
+        if self.own_pidfd:
+            os.close(self.pidfd)
         self._stop_feeding()
         self.envelope.discard_rest()
         for capture in self.captures:
@@ -385,6 +407,29 @@ class Run:
             "peak_memory_bytes": usage.ru_maxrss * 1024,
             "truncated": [c.exceeded for c in self.captures],
         }
+
+
+SIGCHLD_PIPE: list[int] = []
+"""read end of the pipe SIGCHLD wakes, made on first need (kernels without pidfd_open)"""
+
+
+def exit_fd(pid: int) -> tuple[int, bool]:
+    """A descriptor readable when child ``pid`` exits, and whether it is its own pidfd.
+
+    ``pidfd_open`` where the kernel has it; else (gVisor) a pipe written on every
+    SIGCHLD, shared by all children: readiness then only says "check".
+    """
+    try:
+        return os.pidfd_open(pid), True
+    except OSError as exc:
+        if exc.errno != errno.ENOSYS:
+            raise
+    if not SIGCHLD_PIPE:
+        read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        SIGCHLD_PIPE.append(read_end)
+    return SIGCHLD_PIPE[0], False
 
 
 def drain(capture: Capture) -> None:
@@ -461,27 +506,108 @@ def reap_all(block: bool) -> Iterator[int]:
         yield pid
 
 
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def wipe(directories: list[str]) -> None:
+    """Empty each scratch directory, whatever the run left there.
+
+    Called after every process but the runner is gone, so nothing moves under us.
+    Every step is relative to an open directory descriptor (``openat``, ``unlinkat``,
+    ``fchmod``), so depth is unbounded (a tree deeper than PATH_MAX included), symlinks
+    are never followed, and permission bits are no obstacle: the runner has the
+    broker's uid and makes each directory ``0700`` before it looks inside. Only two
+    descriptors are open at any time, whatever the depth.
+    """
     for directory in directories:
         try:
-            entries = os.listdir(directory)
+            top = os.open(directory, DIR_FLAGS)
         except OSError:
             continue
-        for entry in entries:
-            remove_tree(os.path.join(directory, entry))
+        try:
+            empty_tree(top)
+            reset_root(top)
+        finally:
+            os.close(top)
 
 
-def remove_tree(path: str) -> None:
+def reset_root(fd: int) -> None:
+    """Clear what a run could leave on the scratch directory itself: its extended
+    attributes and, where the sandbox's user owns it (bubblewrap), its mode and times."""
+    with contextlib.suppress(OSError):
+        for name in os.listxattr(fd):
+            with contextlib.suppress(OSError):
+                os.removexattr(fd, name)
+    if os.fstat(fd).st_uid == os.getuid():
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o1777)
+            os.utime(fd, ns=(0, 0))
+
+
+def empty_tree(top: int) -> None:
+    """Remove everything below the directory open as ``top`` (depth first, iteratively)."""
+    fd = os.dup(top)
+    names: list[str] = []  # the path from top down to fd
+    skips: list[set[str]] = [set()]  # per level: subdirectories that cannot be emptied
     try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.chmod(path, 0o700)
-            for entry in os.listdir(path):
-                remove_tree(os.path.join(path, entry))
-            os.rmdir(path)
-        else:
-            os.unlink(path)
-    except OSError:
-        pass
+        while True:
+            child = _clear_files(fd, skips[-1])
+            if child is not None:
+                try:
+                    inner = _open_dir(fd, child)
+                except OSError:
+                    skips[-1].add(child)
+                    continue
+                os.close(fd)
+                fd = inner
+                names.append(child)
+                skips.append(set())
+                continue
+            if not names:
+                return
+            parent = os.open("..", DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            name = names.pop()
+            skips.pop()
+            try:
+                os.rmdir(name, dir_fd=fd)
+            except OSError:
+                skips[-1].add(name)
+    finally:
+        os.close(fd)
+
+
+def _clear_files(fd: int, skip: set[str]) -> str | None:
+    """Unlink every non-directory in ``fd``; the name of a subdirectory to empty next."""
+    removed = True
+    while removed:  # again after removals: a listing need not show entries added meanwhile
+        removed = False
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_dir = False
+                if is_dir and entry.name not in skip:
+                    return entry.name
+                if not is_dir:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.name, dir_fd=fd)
+                        removed = True
+    return None
+
+
+def _open_dir(parent: int, name: str) -> int:
+    try:
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent)
+    except PermissionError:
+        # chmod 000: it is ours, so make it readable (a directory: O_NOFOLLOW refused
+        # nothing else, and no other process is left to swap it for a symlink)
+        os.chmod(name, 0o700, dir_fd=parent)
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent)
+    os.fchmod(fd, 0o700)  # writable and searchable, so its entries can go
+    return fd
 
 
 def oom_kills() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from brokerage.sandbox import seccomp
 from brokerage.sandbox.interface import Limits
 from tests.sandbox.conftest import make_backend
 from tests.sandbox.sandbox_fixtures import FAST, TRIVIAL, envelope
@@ -24,7 +25,10 @@ def test_warm_container_is_hardened(request, docker_client):
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
     assert "no-new-privileges" in host["SecurityOpt"]
-    assert not any("seccomp" in opt for opt in host["SecurityOpt"])  # the default profile
+    # the project's own profile, exactly sandbox/seccomp.json (test_isolation_kernel.py)
+    assert seccomp.docker_security_opt() in host["SecurityOpt"]
+    assert host["IpcMode"] == "private"
+    assert host["Tmpfs"]["/dev/mqueue"].startswith("ro,")  # no mqueue filesystem
     assert host["Privileged"] is False
     assert host["PidsLimit"] == 40
     assert host["Memory"] == host["MemorySwap"] > limits.memory_bytes
