@@ -73,25 +73,45 @@ def decode_result(
     return result
 
 
+ERROR_KINDS = ("configuration", "transient", "error")
+"""the kinds a broker's error may claim (``sandbox`` is the platform's own)"""
+
+
 def judge(
     header: Mapping[str, Any], final: Mapping[str, Any] | None
 ) -> tuple[RunStatus, dict[str, str] | None]:
-    """Status and error from the runner's facts; the broker's own record comes last."""
+    """Status and error from the runner's facts; the broker's own record comes last.
+
+    Every status but ``succeeded``/``failed`` comes from what the runner or the kernel
+    saw: the runner's own kills (``killed``: its wall clock, its output caps, the child's
+    exhausted address space as the kernel counts it), the exit status, the sandbox's
+    cgroup OOM-kill count. Nothing the broker wrote or raised (an error record saying
+    ``MemoryError``, an exit status of its choosing) decides one.
+    """
     killed, code = header.get("killed"), header.get("exit_code")
     if killed == "timeout":
         return RunStatus.TIMED_OUT, reason("TimedOut", "wall-clock limit reached; killed")
     if killed == "output" or any(header.get("truncated") or ()):
         return RunStatus.OUTPUT_EXCEEDED, reason("OutputExceeded", "output cap reached; killed")
-    error = final.get("error") if final else None
-    if isinstance(error, dict) and error.get("type") == "MemoryError":
-        return RunStatus.OUT_OF_MEMORY, {k: str(v) for k, v in error.items()}
+    if killed == "memory":
+        return RunStatus.OUT_OF_MEMORY, reason("OutOfMemory", "the broker's address space "
+                                               "reached its limit (MemoryError)")  # fmt: skip
     if code == -signal.SIGKILL and header.get("oom_kills"):
         return RunStatus.OUT_OF_MEMORY, reason("OutOfMemory", "killed by the memory limit")
+    error = final.get("error") if final else None
     if isinstance(error, dict) and isinstance(code, int) and code > 0:
-        return RunStatus.FAILED, {k: str(v) for k, v in error.items()}
+        return RunStatus.FAILED, broker_error(error)
     if code == 0 and final is not None and "result" in final:
         return RunStatus.SUCCEEDED, None
     return RunStatus.CRASHED, reason("Crashed", crash_message(code))
+
+
+def broker_error(error: Mapping[str, Any]) -> dict[str, str]:
+    """The broker's error record as strings, its ``kind`` one a broker may claim."""
+    record = {str(k): str(v) for k, v in error.items()}
+    if record.get("kind") not in ERROR_KINDS:
+        record["kind"] = "error"
+    return record
 
 
 def crash_message(code: Any) -> str:

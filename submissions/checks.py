@@ -10,11 +10,14 @@ check, a ``warning`` is shown to the reviewer only. The checks, in report order:
     file count and bytes against the caps (a package over them never gets this far:
     :mod:`~brokerage.submissions.package` refuses it), and fixtures present;
 ``restricted_python``
-    every code file compiled with the very function the sandbox runner uses
-    (``policy.compile_broker``), each refusal with its line number and the line;
+    every code file decoded and compiled with the very functions the sandbox runner
+    uses (``policy.decode_source``, ``policy.compile_broker``), each refusal with its
+    line number and the line; source the compiler cannot take (too large, nested too
+    deeply, null bytes, not UTF-8) is a refusal naming the reason, never a traceback;
 ``imports``
-    every ``import`` against the runner's allowlist (the package's own modules
-    allowed), the same :func:`module_allowed` rule the runner applies;
+    every ``import`` judged by the runner's own ``Policy.import_problems`` (the
+    allowlist, the catalogue's refused helper modules, the names each module offers;
+    the package's own modules allowed): the runner refuses the same imports at load;
 ``secrets``
     credentials written into the code (keys, tokens, passwords in literals, URLs
     with a password): a broker's secrets belong in password fields;
@@ -34,7 +37,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from brokerage.sandbox.runner.policy import DEFAULT_IMPORTS, compile_broker, module_allowed
+from brokerage.sandbox.runner.policy import (
+    DEFAULT_IMPORTS,
+    Policy,
+    compile_broker,
+    decode_source,
+    parse_source,
+    sys_stand_in,
+)
 from brokerage.submissions import package as packages
 from brokerage.submissions.errors import ManifestError
 from brokerage.submissions.manifest import manifest_problems
@@ -145,7 +155,7 @@ def _entry_point_problems(pkg: Package, entry_point: str) -> list[str]:
         return [f"{file_name!r} is not in the package"]
     if not class_name:
         return []
-    tree = _parse(source)
+    tree = _parse(source, file_name)
     if tree is None:
         return []  # restricted_python reports the syntax error with its line
     if not any(isinstance(n, ast.ClassDef) and n.name == class_name for n in tree.body):
@@ -192,9 +202,9 @@ def check_restricted_python(pkg: Package) -> CheckResult:
 
 def _text(path: str, data: bytes, result: CheckResult) -> str | None:
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        result.findings.append(Finding(ERROR, f"not UTF-8: {exc}", file=path))
+        return decode_source(data, path)
+    except SyntaxError as exc:
+        result.findings.append(Finding(ERROR, str(exc), file=path, line=exc.lineno))
         return None
 
 
@@ -211,16 +221,17 @@ def _refusals(path: str, text: str, exc: SyntaxError) -> list[Finding]:
     return findings
 
 
-def _parse(data: bytes) -> ast.Module | None:
+def _parse(data: bytes, path: str = "<source>") -> ast.Module | None:
+    """The tree, or None for anything ``restricted_python`` refuses (it says why)."""
     try:
-        return ast.parse(data)
-    except (SyntaxError, ValueError):
+        return parse_source(decode_source(data, path), path)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
         return None
 
 
 def _trees(pkg: Package) -> Iterator[tuple[str, list[str], ast.Module]]:
     for path, data in sorted(pkg.code_files().items()):
-        tree = _parse(data)
+        tree = _parse(data, path)
         if tree is not None:
             yield path, data.decode("utf-8", "replace").splitlines(), tree
 
@@ -231,33 +242,19 @@ def _line(lines: list[str], number: int) -> str | None:
 
 def check_imports(pkg: Package, allowed: tuple[str, ...]) -> CheckResult:
     result = CheckResult("imports")
-    local = {_module_name(path) for path in pkg.code_files()}
+    local = dict.fromkeys(_module_name(path) for path in pkg.code_files())
+    judge = Policy(allowed, local, {"sys": sys_stand_in()})
     for path, lines, tree in _trees(pkg):
-        for node, name in _imports(tree):
-            if name is None:
-                why = "relative imports are not allowed; import the package's modules by name"
-            elif name in local or name.split(".")[0] in local or module_allowed(name, allowed):
-                continue
-            else:
-                why = f"import of {name!r} is not allowed (allowed: {', '.join(allowed)})"
-            result.findings.append(
-                Finding(ERROR, why, path, node.lineno, _line(lines, node.lineno))
-            )
+        for line, why in judge.import_problems(tree):
+            if why.endswith("is not allowed"):
+                why += f" (allowed: {', '.join(allowed)})"
+            result.findings.append(Finding(ERROR, why, path, line, _line(lines, line)))
     result.summary = "every import allowed" if result.passed else "imports refused"
     return result
 
 
 def _module_name(path: str) -> str:
     return PurePosixPath(path).with_suffix("").as_posix().replace("/", ".")
-
-
-def _imports(tree: ast.Module) -> Iterator[tuple[ast.stmt, str | None]]:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield node, alias.name
-        elif isinstance(node, ast.ImportFrom):
-            yield node, (node.module if node.level == 0 and node.module else None)
 
 
 def check_secrets(pkg: Package) -> CheckResult:

@@ -124,7 +124,6 @@ def forward_payload(payload: dict[str, Any]) -> dict[str, Any]:
 class BaseBroker:
     """Bitbucket's broker base class: subclass it and implement ``handle``."""
 
-    _guarded_writes = True  # lets RestrictedPython code set attributes on its brokers
     log = logger
     payload: dict[str, Any] = {}  # noqa: RUF012 - the runner sets it per instance
 

@@ -9,8 +9,11 @@ carries NDJSON records: ``{"log": ...}`` lines, then ``{"result": ...}`` or
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import json
+import os
+import resource
 import sys
 import traceback
 import types
@@ -22,6 +25,15 @@ import policy
 
 MESSAGE_CHARS = 4000
 """longest exception message kept"""
+EXIT_MEMORY = 125
+"""the child's exit status when it ran out of its address space (checked against the
+kernel's count, see :func:`memory_exhausted`); broker code cannot choose it"""
+BROKER_EXIT_CODES = range(1, 101)
+"""exit statuses ``sys.exit(n)`` keeps; any other becomes 1"""
+ERROR_KINDS = ("configuration", "transient", "error")
+"""what an exception's ``kind`` may say; anything else is reported as ``error``"""
+memory_budget = 0
+"""bytes the run may map beyond the forked runner (set by the runner with the rlimit)"""
 
 
 class Program:
@@ -46,19 +58,37 @@ class Program:
         if self.entry_file not in self.files:
             self.compile_error = error_record("EntryPointError", f"no file {self.entry_file!r}")
             return
+        judge = policy.Policy(self.allowed_imports, dict.fromkeys(local_names(self.files)),
+                              {"sys": policy.sys_stand_in()})  # fmt: skip
         for path, data in self.files.items():
             if not path.endswith(".py"):
                 continue
             try:
-                self.codes[path] = self._compile(data.decode("utf-8"), path)
+                self.codes[path] = self._compile(data, path, judge)
+            except policy.PolicyError as exc:
+                self.compile_error = error_record("PolicyError", str(exc))
+                return
             except (SyntaxError, UnicodeDecodeError) as exc:
                 self.compile_error = error_record(type(exc).__name__, str(exc))
                 return
 
-    def _compile(self, source: str, path: str) -> types.CodeType:
-        if self.guarded:
-            return policy.compile_broker(source, path)
-        return compile(source, path, "exec")
+    def _compile(self, data: bytes, path: str, judge: policy.Policy) -> types.CodeType:
+        """What the static checks judge, judged the same way: source, RestrictedPython,
+        then every import statement (refused at load, before anything runs)."""
+        if not self.guarded:
+            return compile(data.decode("utf-8"), path, "exec")
+        source = policy.decode_source(data, path)
+        code = policy.compile_broker(source, path)
+        problems = judge.import_problems(policy.parse_source(source, path))
+        if problems:
+            line, why = problems[0]
+            raise policy.PolicyError(f"{path}:{line}: {why}")
+        return code
+
+
+def local_names(files: Mapping[str, bytes]) -> list[str]:
+    """The module names of a bundle's own .py files."""
+    return [module_name(path) for path in files if path.endswith(".py")]
 
 
 def module_name(path: str) -> str:
@@ -75,7 +105,8 @@ def describe(exc: BaseException, files: Mapping[str, bytes]) -> dict[str, str]:
     lines = traceback.format_list(frames)
     lines += traceback.format_exception_only(type(exc), exc)
     record = error_record(type(exc).__name__, str(exc), "".join(lines))
-    record["kind"] = str(getattr(exc, "kind", "error"))
+    kind = getattr(exc, "kind", "error")
+    record["kind"] = kind if isinstance(kind, str) and kind in ERROR_KINDS else "error"
     return record
 
 
@@ -87,7 +118,7 @@ class Child:
         self.channel = channel
         self.modules: dict[str, types.ModuleType] = {}
         self.policy = policy.Policy(
-            program.allowed_imports, self._local_loaders(), {"sys": _sys_stand_in()}
+            program.allowed_imports, self._local_loaders(), {"sys": policy.sys_stand_in()}
         )
 
     def _local_loaders(self) -> dict[str, Callable[[], types.ModuleType]]:
@@ -129,16 +160,6 @@ class Child:
         self.channel.flush()
 
 
-def _sys_stand_in() -> types.ModuleType:
-    """What ``import sys`` gives broker code: the streams and little else."""
-    stand_in = types.ModuleType("sys")
-    for name in ("stdin", "stdout", "stderr", "version", "version_info", "maxsize", "byteorder"):
-        setattr(stand_in, name, getattr(sys, name))
-    stand_in.argv = ["broker"]  # type: ignore[attr-defined]
-    stand_in.exit = sys.exit  # type: ignore[attr-defined]
-    return stand_in
-
-
 def child_main(program: Program, channel: TextIO) -> int:
     """Run once; the exit status the child process ends with."""
     brokerage_sdk.logger.attach(channel)
@@ -149,9 +170,40 @@ def child_main(program: Program, channel: TextIO) -> int:
         return 0 if "result" in record else 1
     except SystemExit as exc:
         return _exit_status(child, exc)
+    except MemoryError as exc:
+        # raising MemoryError proves nothing: only the kernel's count of this process's
+        # address space decides whether the run ran out of memory
+        exhausted = memory_exhausted()
+        with contextlib.suppress(MemoryError):
+            child.emit({"error": describe(exc, program.files)})
+        return EXIT_MEMORY if exhausted else 1
     except BaseException as exc:  # noqa: BLE001 - every broker failure is reported
         child.emit({"error": describe(exc, program.files)})
         return 1
+
+
+def memory_exhausted() -> bool:
+    """Whether this process's peak address space (the kernel's VmPeak) came within a
+    quarter of the budget (at least 32 MiB) of its RLIMIT_AS: a MemoryError the broker
+    raised itself, or one allocation far beyond the limit, is not running out of memory."""
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if limit == resource.RLIM_INFINITY or memory_budget <= 0:
+        return False
+    try:
+        fd = os.open("/proc/self/status", os.O_RDONLY)
+        try:
+            status = os.read(fd, 16384)
+        finally:
+            os.close(fd)
+    except MemoryError:
+        return True  # not even a page to read with: exhausted
+    except OSError:
+        return False
+    for line in status.split(b"\n"):
+        if line.startswith(b"VmPeak:"):
+            peak = int(line.split()[1]) * 1024
+            return peak >= limit - max(32 << 20, memory_budget // 4)
+    return False
 
 
 def _exit_status(child: Child, exc: SystemExit) -> int:
@@ -161,4 +213,4 @@ def _exit_status(child: Child, exc: SystemExit) -> int:
         return 0
     message = code if isinstance(code, str) else f"exit status {code}"
     child.emit({"error": error_record("SystemExit", str(message))})
-    return code if isinstance(code, int) else 1
+    return code if isinstance(code, int) and code in BROKER_EXIT_CODES else 1

@@ -391,6 +391,13 @@ class Run:
     def finish(self) -> dict[str, Any]:
         _, status, usage = os.wait4(self.pid, 0)
         duration = time.monotonic() - self.started
+        exit_code = os.waitstatus_to_exitcode(status)
+        peak_rss = usage.ru_maxrss * 1024
+        budget = int(limits_get(self.limits, "memory_bytes"))
+        if exit_code == execute.EXIT_MEMORY and self.killed is None and peak_rss >= budget // 2:
+            # the child checked VmPeak against its rlimit (execute.memory_exhausted); the
+            # kernel's rusage confirms it really held that much: an exit status alone is no proof
+            self.killed = "memory"
         if self.own_pidfd:
             os.close(self.pidfd)
         self._stop_feeding()
@@ -401,7 +408,7 @@ class Run:
                 capture.close()
         return {
             "op": "result",
-            "exit_code": os.waitstatus_to_exitcode(status),
+            "exit_code": exit_code,
             "killed": self.killed,
             "duration_seconds": duration,
             "peak_memory_bytes": usage.ru_maxrss * 1024,
@@ -466,7 +473,8 @@ def apply_rlimits(limits: dict[str, Any]) -> None:
     # address space beyond what the forked runner already maps: a memory bomb
     # meets MemoryError here before the sandbox's own memory limit
     mapped = current_vm_bytes()
-    budget = mapped + int(limits_get(limits, "memory_bytes"))
+    execute.memory_budget = int(limits_get(limits, "memory_bytes"))
+    budget = mapped + execute.memory_budget
     resource.setrlimit(resource.RLIMIT_AS, (budget, budget))
 
 

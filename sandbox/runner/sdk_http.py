@@ -27,6 +27,7 @@ from typing import Any
 
 import brokerage_sdk
 import requests
+from catalogue import refuse_certificate_files
 
 DEFAULT_TIMEOUT = (5.0, 25.0)
 """seconds (connect, read) when a call gives none; the gateway caps one request at 30 s"""
@@ -70,6 +71,12 @@ class GatewaySession(requests.Session):
         self.timeout = timeout
         self.headers["User-Agent"] = USER_AGENT
         self.headers.update(delivery_headers(payload))
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        """As requests sends, but never with certificate or CA *files* (``verify=<path>``,
+        ``cert=...``): those make requests read files inside the sandbox."""
+        refuse_certificate_files(kwargs)
+        return super().send(request, **kwargs)
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("timeout", self.timeout)
