@@ -5,7 +5,8 @@
 Prints runs/s and ms/run (median, p99) for a bare ``python3`` subprocess,
 bubblewrap (a sandbox per run, and warm), Docker strict (a container per run)
 and Docker warm pools (one caller, and two callers in parallel), each with a
-trivial broker and with a 1,000-commit payload; then memory per warm sandbox
+trivial broker and with a 1,000-commit payload; the same Docker rows under gVisor
+(``runsc``) when dockerd has that runtime (``--no-runsc`` skips them); then memory per warm sandbox
 and the ratio the benchmark exists for: warm Docker against the target of
 100 runs/s.
 """
@@ -148,7 +149,9 @@ def pss_bytes(pid: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs (a smoke test)")
-    quick = parser.parse_args().quick
+    parser.add_argument("--no-runsc", action="store_true", help="skip the gVisor rows")
+    args = parser.parse_args()
+    quick = args.quick
     from brokerage.sandbox.bwrap_backend import BubblewrapBackend
     from brokerage.sandbox.docker_backend import DockerBackend
 
@@ -159,6 +162,9 @@ def main() -> None:
         "bubblewrap warm": BubblewrapBackend(pool=PoolPolicy(size=2)),
         "bubblewrap per run": BubblewrapBackend(mode=Mode.STRICT),
     }
+    if not args.no_runsc and has_runsc(backends["docker warm"].client):
+        backends["docker warm (runsc)"] = DockerBackend(pool=PoolPolicy(size=2), runtime="runsc")
+        backends["docker strict (runsc)"] = DockerBackend(mode=Mode.STRICT, runtime="runsc")
     try:
         for payload, env in PAYLOADS.items():
             rows.append(measure("bare python3 subprocess", payload, scale(quick, 100), bare(env)))
@@ -172,6 +178,11 @@ def main() -> None:
                                 checked(backends["docker warm"], env)))  # fmt: skip
             rows.append(measure("docker warm, 2 callers", payload, scale(quick, 1000),
                                 checked(backends["docker warm"], env), callers=2))  # fmt: skip
+            if "docker warm (runsc)" in backends:
+                rows.append(measure("docker strict (runsc)", payload, scale(quick, 10),
+                                    checked(backends["docker strict (runsc)"], env)))  # fmt: skip
+                rows.append(measure("docker warm (runsc)", payload, scale(quick, 200),
+                                    checked(backends["docker warm (runsc)"], env)))  # fmt: skip
         print(table(rows))
         print()
         print_memory(backends)
@@ -179,6 +190,10 @@ def main() -> None:
     finally:
         for backend in backends.values():
             backend.close()
+
+
+def has_runsc(client: Any) -> bool:
+    return "runsc" in (client.info().get("Runtimes") or {})
 
 
 def print_memory(backends: dict[str, Any]) -> None:

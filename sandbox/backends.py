@@ -9,7 +9,9 @@ Other keys, all optional: ``SANDBOX_MODE`` (``warm`` | ``strict``),
 (seconds), ``SANDBOX_POOL_MAX_VERSIONS``, ``SANDBOX_POOL_BLANK`` (blank sandboxes per
 version), ``SANDBOX_POOL_MAX_BOUND`` (bound sandboxes per worker), ``SANDBOX_POOL_IDLE``
 (seconds a bound sandbox may idle), ``SANDBOX_IMAGE`` (Docker tag),
-``SANDBOX_ROOTFS`` (bubblewrap tree), ``SANDBOX_ALLOWED_IMPORTS`` (list).
+``SANDBOX_RUNTIME`` (Docker's OCI runtime: ``runc``, or ``runsc`` for gVisor; a runtime
+other than runc never falls back to bubblewrap), ``SANDBOX_ROOTFS`` (bubblewrap tree),
+``SANDBOX_ALLOWED_IMPORTS`` (list).
 """
 
 from __future__ import annotations
@@ -63,11 +65,16 @@ def backend_from_config(
     options = SandboxOptions(
         allowed_imports=tuple(config.get("SANDBOX_ALLOWED_IMPORTS") or DEFAULT_IMPORTS)
     )
+    runtime = str(config.get("SANDBOX_RUNTIME") or "runc")
     if name == "docker":
         from brokerage.sandbox.docker_backend import DockerBackend
 
         return DockerBackend(image_tag=config.get("SANDBOX_IMAGE"), egress=egress, mode=mode,
-                             pool=pool, options=options)  # fmt: skip
+                             pool=pool, options=options, runtime=runtime)  # fmt: skip
+    if runtime != "runc":
+        raise BackendUnavailableError(
+            f"SANDBOX_RUNTIME={runtime} needs the Docker backend (bubblewrap was chosen)"
+        )
     from brokerage.sandbox.bwrap_backend import BubblewrapBackend
 
     rootfs = config.get("SANDBOX_ROOTFS")

@@ -268,9 +268,6 @@ class Run:
                 os.dup2(read_end if target in (0, self.CONTROL_FD) else write_end, target)
             os.closerange(self.CONTROL_FD + 1, os.sysconf("SC_OPEN_MAX"))
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-            if SIGCHLD_PIPE:
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             with open(self.CONTROL_FD, "rb") as control:
                 limits = json.loads(control.read() or b"null")
             if not isinstance(limits, dict):
@@ -329,13 +326,15 @@ class Run:
         while True:
             readers = [c.fd for c in self.captures if c.open]
             writers = [self.stdin_fd] if self.stdin_fd >= 0 else []
-            waits = readers + ([] if exited else [self.pidfd])
+            waits = readers + ([self.pidfd] if self.own_pidfd and not exited else [])
             timeout = self.deadline - time.monotonic()
             if timeout <= 0:
                 self.kill("timeout")
                 return
             if exited and not readers:
                 return
+            if not (exited or self.own_pidfd):
+                timeout = min(timeout, EXIT_POLL_SECONDS)
             ready_r, ready_w, _ = select.select(waits, writers, [], 0.05 if exited else timeout)
             if self.stdin_fd in ready_w:
                 self._feed()
@@ -345,7 +344,7 @@ class Run:
             if any(c.exceeded for c in self.captures):
                 self.kill("output")
                 return
-            if self.pidfd in ready_r and self.exit_seen():
+            if (self.pidfd in ready_r if self.own_pidfd else self.has_exited()) and not exited:
                 exited = True
                 self._stop_feeding()
             elif exited and not ready_r:
@@ -373,15 +372,6 @@ class Run:
             return os.waitid(os.P_PID, self.pid, flags) is not None
         except ChildProcessError:
             return True
-
-    def exit_seen(self) -> bool:
-        """``pidfd`` was readable: our child's pidfd, or SIGCHLD's wakeup pipe (any child)."""
-        if self.own_pidfd:
-            return True
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self.pidfd, 512):
-                pass
-        return self.has_exited()
 
     def kill(self, reason: str) -> None:
         self.killed = reason
@@ -416,27 +406,20 @@ class Run:
         }
 
 
-SIGCHLD_PIPE: list[int] = []
-"""read end of the pipe SIGCHLD wakes, made on first need (kernels without pidfd_open)"""
+EXIT_POLL_SECONDS = 0.005
+"""where the kernel has no pidfd_open (gVisor): how often the runner asks whether its
+child exited (``waitid`` with WNOWAIT; no SIGCHLD handler, whose interruptions gVisor's
+host sockets did not survive)"""
 
 
 def exit_fd(pid: int) -> tuple[int, bool]:
-    """A descriptor readable when child ``pid`` exits, and whether it is its own pidfd.
-
-    ``pidfd_open`` where the kernel has it; else (gVisor) a pipe written on every
-    SIGCHLD, shared by all children: readiness then only says "check".
-    """
+    """Child ``pid``'s pidfd and True; (-1, False) where the kernel has no pidfd_open."""
     try:
         return os.pidfd_open(pid), True
     except OSError as exc:
         if exc.errno != errno.ENOSYS:
             raise
-    if not SIGCHLD_PIPE:
-        read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-        SIGCHLD_PIPE.append(read_end)
-    return SIGCHLD_PIPE[0], False
+    return -1, False
 
 
 def drain(capture: Capture) -> None:
