@@ -43,6 +43,8 @@ BARE_SCRIPT = "import json, sys; print(len(json.load(sys.stdin)['commits']))"
 BUNDLE = BrokerBundle("bench", "1.0.0", {"name": "bench", "version": "1.0.0",
                       "entry_point": "broker.py:Broker"}, {"broker.py": TRIVIAL_CODE})  # fmt: skip
 LIMITS = Limits(wall_seconds=30.0)
+TENANT = "bench-service"
+"""every run names one service (the trust unit): warm rows reuse its bound sandboxes"""
 
 
 def envelope(commits: int) -> dict[str, Any]:
@@ -108,7 +110,7 @@ def measure(scenario: str, payload: str, runs: int, once: Callable[[], None],
 
 def checked(backend: Any, env: dict[str, Any]) -> Callable[[], None]:
     def once() -> None:
-        result = backend.run(BUNDLE, env, LIMITS)
+        result = backend.run(BUNDLE, env, LIMITS, TENANT)
         if result.status is not RunStatus.SUCCEEDED:
             raise SystemExit(f"{backend.name}: run failed: {result}")
 

@@ -67,8 +67,9 @@ def make_backend(kind: str, request: pytest.FixtureRequest, **kwargs: Any) -> An
     return BubblewrapBackend(request.getfixturevalue("rootfs"), **kwargs)
 
 
-ONE_WARM = PoolPolicy(size=1)
-"""one sandbox per version, so a second run lands in the sandbox the first one used"""
+ONE_WARM = PoolPolicy(size=1, blank=0)
+"""one sandbox per version and tenant, so a second run lands in the sandbox the first one
+used; no blank sandboxes prepared in the background (each hostile case is a new version)"""
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
