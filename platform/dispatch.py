@@ -208,7 +208,9 @@ class Dispatcher:
             self.gateway.name_hosts(work.delivery_id, hosts_named_by(urls))
         try:
             bundle = bundles.load(work.version)
-            return self.sandbox.run(bundle, envelope(work, values), self.limits)
+            # the trust unit: this service's sandboxes serve no other service
+            tenant = f"service-{work.service.id}@{work.version.id}" if work.service else None
+            return self.sandbox.run(bundle, envelope(work, values), self.limits, tenant)
         except Exception as exc:  # the platform's own failure: recorded, retried
             log.exception("delivery %s: the platform could not run the broker", work.delivery_id)
             return RunResult(

@@ -75,7 +75,10 @@ def read_all(redis: Redis) -> dict[str, dict[str, Any]]:
 
 
 def collect(redis: Redis) -> Iterator[Metric]:
-    workers = read_all(redis)
+    try:
+        workers = read_all(redis)
+    except (RedisError, OSError):  # Redis went away mid-scrape: the other figures still answer
+        return
     for name, help_text in (
         ("blank", "Blank warm sandboxes (started, nothing run yet), per worker."),
         ("bound", "Warm sandboxes bound to one service, per worker."),

@@ -17,7 +17,7 @@ from typing import Any
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from brokerage.platform import api_access, bundles, sweeper, tasks
+from brokerage.platform import api_access, bundles, sandbox_stats, sweeper, tasks
 from brokerage.platform.dispatch import Dispatcher
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.backends import backend_from_config
@@ -77,6 +77,7 @@ def run_worker(runtime: Runtime, name: str, burst: bool = False) -> None:
         verification_tasks.install(verification_tasks.context_for(runtime))
         sweeper.sweep(runtime)
         sweeping.start()
+        sandbox_stats.start_publishing(runtime.redis, name, active.sandbox, stop)
         try:
             worker = SimpleWorker(
                 [runtime.queue], connection=runtime.redis, serializer=JSONSerializer, name=name

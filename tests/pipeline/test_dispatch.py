@@ -59,6 +59,8 @@ def test_a_success_is_recorded_with_the_envelope_the_broker_got(
     assert envelope["delivery"] == {"id": delivery_id, "attempt": 1}
     assert envelope["commits"] == [commit(1)]
     shown = repo.get(f"deliveries/{delivery_id}")
+    # the sandbox's trust unit: the service (and its broker version), never shared
+    assert str(fake.calls[0].tenant).startswith(f"service-{shown['service']}@")
     assert shown["status"] == "succeeded"
     assert shown["attempts"] == 1
     [attempt] = shown["attempt_log"]
