@@ -31,6 +31,7 @@ from brokerage.core.errors import AuthenticationError, ForbiddenError, NotFoundE
 from brokerage.platform.deliveries import DeliveryStatus
 from brokerage.platform.models import Delivery, Repository
 from brokerage.sandbox.egress.relay import ApiCall, ApiReply
+from brokerage.submissions.manifest import implied
 
 TOKEN_PREFIX = "bkd_"
 """marks a delivery token (user API tokens have their own prefix)"""
@@ -58,12 +59,6 @@ class DeliveryGrant:
     @property
     def actor(self) -> str:
         return f"{self.broker} (broker)"
-
-
-def implied(permission: str, held: Iterable[str]) -> bool:
-    """``x:read`` is implied by ``x:write``."""
-    area, _, level = permission.partition(":")
-    return level == "read" and f"{area}:write" in held
 
 
 def _key(secret_key: str) -> bytes:

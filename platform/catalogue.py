@@ -11,9 +11,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from brokerage.builtin_brokers import builtin_manifests
 from brokerage.core.errors import BadRequestError
+from brokerage.sandbox.interface import BrokerBundle
+from brokerage.submissions.builtins import BUILTIN_DIR, builtin_manifests
+from brokerage.submissions.bundles import folder_files
 from brokerage.submissions.models import BrokerType, BrokerVersion
+from brokerage.submissions.package import Package
+from brokerage.submissions.states import SubmissionState
+from brokerage.submissions.verification import verify_builtin
 
 APPROVED = "approved"
 
@@ -24,12 +29,6 @@ def install_builtin_brokers(session: Session) -> int:
     Each new version goes the vendors' way (verified, report kept) and is approved by the
     platform when its checks pass (:func:`~brokerage.submissions.verification.verify_builtin`).
     """
-    from brokerage.platform.bundles import BUILTIN_ROOT, folder_files
-    from brokerage.sandbox.interface import BrokerBundle
-    from brokerage.submissions.package import Package
-    from brokerage.submissions.states import SubmissionState
-    from brokerage.submissions.verification import verify_builtin
-
     added = 0
     for manifest in builtin_manifests():
         broker_type = session.scalar(select(BrokerType).where(BrokerType.name == manifest["name"]))
@@ -38,7 +37,7 @@ def install_builtin_brokers(session: Session) -> int:
             session.add(broker_type)
         if any(v.version == manifest["version"] for v in broker_type.versions):
             continue
-        files = folder_files(BUILTIN_ROOT / manifest["name"])
+        files = folder_files(BUILTIN_DIR / manifest["name"])
         version = BrokerVersion(
             broker_type=broker_type,
             version=manifest["version"],

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import joinedload
 
 from brokerage.core.tables import utcnow
-from brokerage.platform import branches, bundles, delivery_queue, notify
+from brokerage.platform import branches, delivery_queue, notify
 from brokerage.platform.deliveries import (
     ATTEMPTS,
     AUTO_DISABLE_AFTER,
@@ -38,6 +38,7 @@ from brokerage.platform.models import Push, Service
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.egress.policy import hosts_named_by
 from brokerage.sandbox.interface import Limits, RunResult, RunStatus, SandboxBackend
+from brokerage.submissions import bundles
 from brokerage.submissions.fields import MASK, missing_required
 from brokerage.submissions.models import BrokerVersion
 

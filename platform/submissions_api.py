@@ -39,14 +39,14 @@ from sqlalchemy import select
 
 from brokerage.core.accounts import Role, User
 from brokerage.core.errors import BadRequestError, NotFoundError
-from brokerage.platform import repositories, services
+from brokerage.platform import repositories, services, upgrades
+from brokerage.platform import verification_jobs as tasks
 from brokerage.platform.auth import authenticate, require_role
 from brokerage.platform.db import get_session
 from brokerage.platform.models import ServiceUpgrade, UpgradeStatus
 from brokerage.platform.runtime import Runtime
 from brokerage.platform.views import cipher, flag, json_or_form
-from brokerage.review_tool import review
-from brokerage.submissions import lifecycle, tasks
+from brokerage.submissions import lifecycle, review
 from brokerage.submissions.artifacts import ArtifactStore, store_from_config
 from brokerage.submissions.errors import (
     ArtifactError,
@@ -277,7 +277,7 @@ def decision(version_id: int) -> Any:
     choice = str(params.get("decision", "")).strip().lower().replace("-", "_").replace(" ", "_")
     if choice not in DECISIONS:
         raise BadRequestError(f"decision: one of {', '.join(DECISIONS)}, got {choice!r}")
-    lifecycle.decide(
+    upgrades.decide(
         get_session(), version, user, DECISIONS[choice], str(params.get("comment", "")), cipher()
     )
     get_session().commit()
@@ -307,7 +307,7 @@ def _pending(account: str, repo_slug: str, service_id: int) -> tuple[User, Servi
     user = authenticate()
     repo = repositories.get_administered(get_session(), user, account, repo_slug)
     service = services.get_service(repo, service_id)
-    pending = lifecycle.pending_upgrades(get_session(), service)
+    pending = upgrades.pending_upgrades(get_session(), service)
     if not pending:
         raise NotFoundError(f"service {service_id} has no pending permission upgrade")
     return user, pending[-1]
@@ -325,7 +325,7 @@ def answer_upgrade(account: str, repo_slug: str, service_id: int) -> Response:
     action = str(json_or_form().get("action", "")).strip().lower()
     if action not in ("accept", "decline"):
         raise BadRequestError(f"action: accept or decline, got {action!r}")
-    lifecycle.answer_upgrade(get_session(), upgrade, user, action == "accept", cipher())
+    upgrades.answer_upgrade(get_session(), upgrade, user, action == "accept", cipher())
     get_session().commit()
     body = _describe_upgrade(upgrade)
     body["service_version"] = upgrade.service.broker_version.version

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import DateTime, ForeignKey, String, Text, UniqueConstraint, func, select
@@ -20,50 +19,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from brokerage.core.errors import BadRequestError, NotFoundError
+from brokerage.core.issues import (
+    COMMAND_STATUS,
+    CONTENT_MAX_CHARS,
+    TITLE_MAX_CHARS,
+    Command,
+    IssueStatus,
+    changeset_comment,
+    check_length,
+    parse_command,
+    parse_status,
+)
 from brokerage.core.tables import Base, utcnow
 from brokerage.platform.models import Repository
-
-TITLE_MAX_CHARS = 255
-CONTENT_MAX_CHARS = 64 * 1024
-"""characters of an issue's description or a comment"""
-
-
-class IssueStatus(StrEnum):
-    NEW = "new"
-    OPEN = "open"
-    RESOLVED = "resolved"
-    ON_HOLD = "on hold"
-    INVALID = "invalid"
-    WONTFIX = "wontfix"
-    DUPLICATE = "duplicate"
-
-
-class Command(StrEnum):
-    """What a changeset may do to an issue (the Issues broker's grammar names them)."""
-
-    RESOLVE = "resolve"
-    REOPEN = "reopen"
-    LINK = "link"  # a comment linking the changeset; the status stays
-    HOLD = "hold"
-    WONTFIX = "wontfix"
-    INVALID = "invalid"
-
-
-COMMAND_STATUS: dict[Command, IssueStatus | None] = {
-    Command.RESOLVE: IssueStatus.RESOLVED,
-    Command.REOPEN: IssueStatus.OPEN,
-    Command.LINK: None,
-    Command.HOLD: IssueStatus.ON_HOLD,
-    Command.WONTFIX: IssueStatus.WONTFIX,
-    Command.INVALID: IssueStatus.INVALID,
-}
-"""the status each command leaves the issue in (None: unchanged)"""
-
-COMMAND_VERB = {
-    Command.RESOLVE: "resolves", Command.REOPEN: "reopens", Command.LINK: "references",
-    Command.HOLD: "puts on hold", Command.WONTFIX: "marks as won't fix",
-    Command.INVALID: "marks as invalid",
-}  # fmt: skip
 
 
 class Issue(Base):
@@ -132,14 +100,6 @@ def get_issue(session: Session, repo: Repository, local_id: int) -> Issue:
     if issue is None:
         raise NotFoundError(f"issue #{local_id} does not exist in {repo.full_name}")
     return issue
-
-
-def parse_status(text: str) -> IssueStatus:
-    try:
-        return IssueStatus(text.strip().lower())
-    except ValueError:
-        options = ", ".join(s.value for s in IssueStatus)
-        raise BadRequestError(f"status: {text!r} is not one of {options}") from None
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -215,27 +175,6 @@ def already_applied(session: Session, issue: Issue, raw_node: str, command: Comm
         IssueChangeset.issue_id == issue.id, IssueChangeset.raw_node == raw_node,
         IssueChangeset.command == command))  # fmt: skip
     return found is not None
-
-
-def parse_command(text: str) -> Command:
-    try:
-        return Command(text.strip().lower())
-    except ValueError:
-        options = ", ".join(c.value for c in Command)
-        raise BadRequestError(f"command: {text!r} is not one of {options}") from None
-
-
-def changeset_comment(command: Command, changeset: Mapping[str, Any]) -> str:
-    node = str(changeset.get("node") or changeset.get("raw_node", ""))[:12]
-    message = str(changeset.get("message") or "").strip()
-    branch = changeset.get("branch")
-    where = f" on branch {branch}" if branch else ""
-    return f"Changeset {node}{where} {COMMAND_VERB[command]} this issue:\n\n{message}"
-
-
-def check_length(name: str, value: str, limit: int) -> None:
-    if len(value) > limit:
-        raise BadRequestError(f"{name}: longer than {limit} characters")
 
 
 def serialize(issue: Issue, with_comments: bool = False) -> dict[str, Any]:

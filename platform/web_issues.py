@@ -12,6 +12,7 @@ from typing import Any
 from flask import render_template, request
 from sqlalchemy import select
 
+from brokerage.core import issues as rules
 from brokerage.core.errors import NotFoundError
 from brokerage.platform import tracker
 from brokerage.platform.db import get_session
@@ -36,10 +37,10 @@ def list_issues(account: str, repo_slug: str) -> Any:
     status = request.args.get("status", "")
     stmt = select(tracker.Issue).where(tracker.Issue.repository_id == repo.id)
     if status:
-        stmt = stmt.where(tracker.Issue.status == tracker.parse_status(status))
+        stmt = stmt.where(tracker.Issue.status == rules.parse_status(status))
     stmt = stmt.order_by(tracker.Issue.local_id.desc())
     return render_template("repos/issues.html", repo=repo, status=status,
-                           statuses=list(tracker.IssueStatus),
+                           statuses=list(rules.IssueStatus),
                            issues=paginate(get_session(), stmt, tracker.serialize))  # fmt: skip
 
 

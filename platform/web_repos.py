@@ -18,14 +18,13 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from brokerage.core.errors import BadRequestError, NotFoundError
-from brokerage.platform import catalogue, repositories, services
+from brokerage.platform import catalogue, repositories, services, upgrades
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries_api import queue_test_push, set_enabled
 from brokerage.platform.models import Delivery, Repository, Service
 from brokerage.platform.views import cipher
 from brokerage.platform.web_deliveries import delivery_row
 from brokerage.platform.web_support import back, paginate, signed_in, web_blueprint
-from brokerage.submissions import lifecycle
 from brokerage.submissions.models import BrokerVersion
 
 bp = web_blueprint("web_repos", __name__, url_prefix="/repos/<account>/<repo_slug>")
@@ -81,7 +80,7 @@ def list_services(account: str, repo_slug: str) -> Any:
     repo = administered(account, repo_slug)
     rows = [
         {"service": s, "fields": _shown_values(s),
-         "upgrade": bool(lifecycle.pending_upgrades(get_session(), s))}
+         "upgrade": bool(upgrades.pending_upgrades(get_session(), s))}
         for s in repo.services
     ]  # fmt: skip
     return render_template(
@@ -151,7 +150,7 @@ def show_service(account: str, repo_slug: str, service_id: int) -> Any:
         rows=_form_rows(service.broker_version, _shown_values(service)),
         deliveries=deliveries,
         info=catalogue.describe(service.broker_version),
-        upgrades=lifecycle.pending_upgrades(get_session(), service),
+        upgrades=upgrades.pending_upgrades(get_session(), service),
     )
     return page
 
@@ -221,13 +220,13 @@ def answer_upgrade(account: str, repo_slug: str, service_id: int) -> Any:
     """Accept or decline the pending permission upgrade (a newer version that wants more)."""
     admin = signed_in()
     service = services.get_service(administered(account, repo_slug), service_id)
-    pending = lifecycle.pending_upgrades(get_session(), service)
+    pending = upgrades.pending_upgrades(get_session(), service)
     action = request.form.get("action", "")
     if not pending:
         raise NotFoundError(f"service {service_id} has no pending permission upgrade")
     if action not in ("accept", "decline"):
         raise BadRequestError(f"action: accept or decline, got {action!r}")
-    lifecycle.answer_upgrade(get_session(), pending[-1], admin, action == "accept", cipher())
+    upgrades.answer_upgrade(get_session(), pending[-1], admin, action == "accept", cipher())
     get_session().commit()
     to_version = pending[-1].to_version.version
     flash(f"Upgraded to version {to_version}." if action == "accept" else

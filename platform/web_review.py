@@ -3,7 +3,7 @@ manifest, its code (highlighted by Pygments), the diff against the broker's last
 version, the verification report and sandbox transcript, the audit trail, and the
 decision form: approve, reject or request changes, with a comment.
 
-Deciding calls ``submissions.lifecycle.decide`` as ``POST /1.0/submissions/<id>/decision``
+Deciding calls ``platform.upgrades.decide`` as ``POST /1.0/submissions/<id>/decision``
 does, so the same rules hold (nobody reviews their own submission; a rejection or a
 request for changes needs a comment) and every decision is audited.
 """
@@ -21,13 +21,13 @@ from pygments.lexers import DiffLexer, JsonLexer, TextLexer, get_lexer_for_filen
 from pygments.util import ClassNotFound
 
 from brokerage.core.accounts import Role
+from brokerage.platform import upgrades
 from brokerage.platform.db import get_session
 from brokerage.platform.submissions_api import DECISIONS, STATUS, visible_version
 from brokerage.platform.views import cipher
 from brokerage.platform.web_support import back, paginate_list, web_blueprint, with_role
 from brokerage.platform.web_vendor import submission_context, submission_error_page
-from brokerage.review_tool import review
-from brokerage.submissions import lifecycle
+from brokerage.submissions import review
 from brokerage.submissions.artifacts import store_from_config
 from brokerage.submissions.errors import SubmissionError
 from brokerage.submissions.models import BrokerVersion
@@ -94,7 +94,7 @@ def decide(version_id: int) -> Any:
     if choice not in DECISIONS:
         return _page(version, "Choose approve, request changes or reject.", 400)
     try:
-        lifecycle.decide(get_session(), version, reviewer, DECISIONS[choice],
+        upgrades.decide(get_session(), version, reviewer, DECISIONS[choice],
                          request.form.get("comment", ""), cipher())  # fmt: skip
     except SubmissionError as exc:
         get_session().rollback()

@@ -14,6 +14,7 @@ from flask import flash, render_template, request
 from sqlalchemy import select
 
 from brokerage.core.accounts import Role
+from brokerage.platform import verification_jobs as tasks
 from brokerage.platform.db import get_session
 from brokerage.platform.submissions_api import STATUS, describe, visible_version
 from brokerage.platform.web_support import (
@@ -24,8 +25,7 @@ from brokerage.platform.web_support import (
     web_blueprint,
     with_role,
 )
-from brokerage.review_tool import review
-from brokerage.submissions import lifecycle, tasks
+from brokerage.submissions import lifecycle, review
 from brokerage.submissions.errors import SubmissionError
 from brokerage.submissions.models import BrokerVersion
 from brokerage.submissions.states import TRANSITIONS, SubmissionState

@@ -17,13 +17,14 @@ from typing import Any
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from brokerage.platform import api_access, bundles, sandbox_stats, sweeper, tasks
+from brokerage.platform import api_access, sandbox_stats, sweeper, tasks
+from brokerage.platform import verification_jobs as verification_tasks
 from brokerage.platform.dispatch import Dispatcher
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.backends import backend_from_config
 from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
 from brokerage.sandbox.interface import Limits
-from brokerage.submissions import tasks as verification_tasks
+from brokerage.submissions import bundles
 from brokerage.submissions.artifacts import store_from_config
 
 log = logging.getLogger(__name__)

@@ -176,8 +176,8 @@ def new(name: str, parent: Path, title: str | None, vendor_name: str, email: str
 def test(path: Path, backend: str | None) -> None:
     """Check the package at PATH and run its fixtures in the sandbox; exit 1 on any failure."""
     from brokerage.core.config import load_config
+    from brokerage.submissions.dynamic import backend_factory
     from brokerage.submissions.package import read_package
-    from brokerage.submissions.tasks import backend_factory
     from brokerage.submissions.verification import verify_package
 
     config = load_config()

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from brokerage.sandbox.backends import backend_from_config
 from brokerage.sandbox.egress.errors import EgressRefusedError, GatewayError, Refusal
 from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
 from brokerage.sandbox.egress.mailer import MailConfig
@@ -409,3 +410,12 @@ __all__ = [
     "ApiStandIn",
     "FixtureRun",
 ]
+
+
+def backend_factory(config: dict[str, Any]) -> BackendFactory:
+    """Fresh sandboxes per verification run (strict mode): no warm pool outlives the job."""
+
+    def make(egress: EgressProvider) -> SandboxBackend:
+        return backend_from_config({**config, "SANDBOX_MODE": "strict"}, egress=egress)
+
+    return make

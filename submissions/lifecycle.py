@@ -9,10 +9,8 @@ same transaction. Who may do what:
 - a reviewer decides (approve, reject, request changes) — never on a version they
   submitted, and only on a version awaiting review.
 
-Approving a version supersedes the broker's earlier approved one and moves services on
-(:func:`upgrade_services`): a service whose new version asks for no more (same or fewer
-egress hosts and permissions, no new required field) moves at once; otherwise a pending
-:class:`~brokerage.submissions.models.ServiceUpgrade` waits for its repository's admin.
+Approving a version supersedes the broker's earlier approved one; the services pinned to
+older versions are the platform's (``brokerage.platform.upgrades``).
 """
 
 from __future__ import annotations
@@ -24,9 +22,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from brokerage.core.accounts import Role, User
-from brokerage.core.tables import utcnow
-from brokerage.platform.encryption import FieldCipher
-from brokerage.platform.models import Service, ServiceUpgrade, UpgradeStatus
 from brokerage.sandbox.interface import BrokerBundle
 from brokerage.submissions.artifacts import ArtifactStore
 from brokerage.submissions.checks import gate_checks, gate_error
@@ -168,9 +163,11 @@ def decide(
     reviewer: User,
     decision: SubmissionState,
     comment: str,
-    cipher: FieldCipher,
 ) -> None:
-    """A reviewer's decision on a version awaiting review, with the reviewer's comment."""
+    """A reviewer's decision on a version awaiting review, with the reviewer's comment.
+
+    Approving supersedes the broker's earlier approved version; moving its services on
+    is the platform's part (``brokerage.platform.upgrades.decide``)."""
     if decision not in DECISIONS:
         raise NotAllowedError(
             f"{decision} is not a review decision (approve, reject, request changes)"
@@ -183,101 +180,14 @@ def decide(
         raise NotAllowedError(f"a {decision} decision needs a comment for the vendor")
     move(session, version, decision, reviewer, comment.strip())
     if decision is S.APPROVED:
-        approved(session, version, cipher)
+        supersede_older(session, version)
 
 
-def approved(session: Session, version: BrokerVersion, cipher: FieldCipher) -> None:
-    """What approval brings: earlier approved versions superseded, services moved on."""
+def supersede_older(session: Session, version: BrokerVersion) -> None:
+    """Approving ``version`` supersedes the broker's earlier approved versions."""
     for other in version.broker_type.versions:
         if other.id != version.id and other.state == S.APPROVED:
             move(session, other, S.SUPERSEDED, None, f"superseded by {version.version}")
-    upgrade_services(session, version, cipher)
-
-
-# --- services on older versions ---------------------------------------------------------
-
-
-def wider_permissions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """What ``new`` asks for beyond ``old``: egress hosts, permissions, required fields."""
-    wider = []
-    old_egress, new_egress = set(old.get("egress", [])), set(new.get("egress", []))
-    if "*" not in old_egress:
-        for host in sorted(new_egress - old_egress):
-            wider.append(f"egress to {'any public host' if host == '*' else host}")
-    for scope in sorted(set(new.get("permissions", [])) - set(old.get("permissions", []))):
-        wider.append(f"permission {scope}")
-    old_required = {f["label"].lower() for f in old.get("fields", []) if f.get("required")}
-    for f in new.get("fields", []):
-        if f.get("required") and f["label"].lower() not in old_required:
-            wider.append(f"required field {f['label']}")
-    return wider
-
-
-def upgrade_services(session: Session, version: BrokerVersion, cipher: FieldCipher) -> None:
-    """Move every service of the broker's older versions to ``version``, or ask its admin."""
-    older = [v.id for v in version.broker_type.versions if v.id != version.id]
-    if not older:
-        return
-    services = session.scalars(select(Service).where(Service.broker_version_id.in_(older))).all()
-    for service in services:
-        wider = wider_permissions(service.broker_version.manifest, version.manifest)
-        _replace_pending(session, service)
-        if wider:
-            session.add(
-                ServiceUpgrade(
-                    service=service,
-                    from_version=service.broker_version,
-                    to_version=version,
-                    wider=wider,
-                )
-            )
-        else:
-            repin(service, version, cipher)
-    session.flush()
-
-
-def _replace_pending(session: Session, service: Service) -> None:
-    for upgrade in pending_upgrades(session, service):
-        upgrade.status = str(UpgradeStatus.REPLACED)
-        upgrade.decided_at = utcnow()
-
-
-def pending_upgrades(session: Session, service: Service) -> list[ServiceUpgrade]:
-    return list(
-        session.scalars(
-            select(ServiceUpgrade).where(
-                ServiceUpgrade.service_id == service.id,
-                ServiceUpgrade.status == str(UpgradeStatus.PENDING),
-            )
-        )
-    )
-
-
-def repin(service: Service, version: BrokerVersion, cipher: FieldCipher) -> None:
-    """Pin ``service`` to ``version``, keeping the values of fields both versions have."""
-    values = cipher.decrypt(service.config_ciphertext)
-    by_label = {label.lower(): value for label, value in values.items()}
-    kept: dict[str, Any] = {}
-    for f in version.fields:
-        default = f.get("default")
-        fallback = default if default is not None else (False if f["type"] == "boolean" else "")
-        kept[f["label"]] = by_label.get(f["label"].lower(), fallback)
-    service.config_ciphertext = cipher.encrypt(kept)
-    service.broker_version = version
-
-
-def answer_upgrade(
-    session: Session, upgrade: ServiceUpgrade, admin: User, accept: bool, cipher: FieldCipher
-) -> None:
-    """The repository admin's answer to a pending permission upgrade."""
-    if upgrade.status != UpgradeStatus.PENDING:
-        raise NotAllowedError(f"this upgrade is {upgrade.status}, not pending")
-    upgrade.status = str(UpgradeStatus.ACCEPTED if accept else UpgradeStatus.DECLINED)
-    upgrade.decided_at = utcnow()
-    upgrade.decided_by = admin
-    if accept:
-        repin(upgrade.service, upgrade.to_version, cipher)
-    session.flush()
 
 
 def label(version: BrokerVersion) -> str:

@@ -24,7 +24,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -291,3 +291,9 @@ def _defines_class(path: Path, class_name: str) -> bool:
         # Unparseable code is the static checks' finding, reported there with its lines.
         return True
     return any(isinstance(node, ast.ClassDef) and node.name == class_name for node in tree.body)
+
+
+def implied(permission: str, held: Iterable[str]) -> bool:
+    """``x:read`` is implied by ``x:write``."""
+    area, _, level = permission.partition(":")
+    return level == "read" and f"{area}:write" in held

@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from brokerage.core import issues as rules
 from brokerage.core.errors import (
     ApiError,
     AuthenticationError,
@@ -37,9 +38,8 @@ from brokerage.core.errors import (
     ForbiddenError,
     NotFoundError,
 )
-from brokerage.platform import tracker
-from brokerage.platform.api_access import implied
 from brokerage.sandbox.egress.relay import ApiCall, ApiReply
+from brokerage.submissions.manifest import implied
 
 RECEIVER_HOST = "receiver.brokerage.test"
 """the name fixtures reach the recording receiver by (``${receiver}``)"""
@@ -235,7 +235,7 @@ class StandInTracker:
             if not isinstance(given, dict) or not isinstance(given.get("id"), int):
                 raise ValueError('each tracker issue needs an integer "id"')
             try:
-                status = tracker.parse_status(str(given.get("status", "new")))
+                status = rules.parse_status(str(given.get("status", "new")))
             except ApiError as exc:
                 raise ValueError(f"tracker issue #{given['id']}: {exc.message}") from None
             if given["id"] in found.issues:
@@ -262,7 +262,7 @@ class StandInTracker:
 
     def list_issues(self, params: Mapping[str, Any], _number: int, actor: str) -> tuple[int, Any]:
         wanted = params.get("status")
-        status = tracker.parse_status(str(wanted)) if wanted else None
+        status = rules.parse_status(str(wanted)) if wanted else None
         found = [_shown(i) for _, i in sorted(self.issues.items())
                  if status is None or i["status"] == status]  # fmt: skip
         return 200, {"count": len(found), "issues": found}
@@ -271,10 +271,10 @@ class StandInTracker:
         title = _text(params, "title").strip()
         if not title:
             raise BadRequestError("title: required")
-        tracker.check_length("title", title, tracker.TITLE_MAX_CHARS)
+        rules.check_length("title", title, rules.TITLE_MAX_CHARS)
         content = _text(params, "content", "")
-        tracker.check_length("content", content, tracker.CONTENT_MAX_CHARS)
-        status = tracker.parse_status(str(params.get("status") or "new"))
+        rules.check_length("content", content, rules.CONTENT_MAX_CHARS)
+        status = rules.parse_status(str(params.get("status") or "new"))
         return 201, _shown(self.new_issue(title, content, actor, str(status)), with_comments=True)
 
     def show_issue(self, _params: Mapping[str, Any], number: int, actor: str) -> tuple[int, Any]:
@@ -283,7 +283,7 @@ class StandInTracker:
     def update_issue(self, params: Mapping[str, Any], number: int, actor: str) -> tuple[int, Any]:
         issue = self.get(number)
         if "status" in params:
-            issue["status"] = str(tracker.parse_status(_text(params, "status")))
+            issue["status"] = str(rules.parse_status(_text(params, "status")))
         if "title" in params:
             issue["title"] = _text(params, "title").strip() or issue["title"]
         if "content" in params:
@@ -297,7 +297,7 @@ class StandInTracker:
     def add_comment(self, issue: dict[str, Any], author: str, content: str) -> dict[str, Any]:
         if not content.strip():
             raise BadRequestError("content: required")
-        tracker.check_length("content", content, tracker.CONTENT_MAX_CHARS)
+        rules.check_length("content", content, rules.CONTENT_MAX_CHARS)
         self.comment_ids += 1
         added = {"id": self.comment_ids, "author": author, "content": content,
                  "created_on": _now()}  # fmt: skip
@@ -309,7 +309,7 @@ class StandInTracker:
         self, params: Mapping[str, Any], number: int, actor: str
     ) -> tuple[int, Any]:
         issue = self.get(number)
-        verb = tracker.parse_command(_text(params, "command"))
+        verb = rules.parse_command(_text(params, "command"))
         raw_node = str(params.get("raw_node") or "").strip().lower()
         if not raw_node or len(raw_node) > 40 or any(c not in HEX for c in raw_node):
             raise BadRequestError("raw_node: a commit hash (hex) is required")
@@ -318,8 +318,8 @@ class StandInTracker:
         if applied:
             self.applied.add(key)
             self.add_comment(issue, str(params.get("author") or "brokerage"),
-                             tracker.changeset_comment(verb, params))  # fmt: skip
-            status = tracker.COMMAND_STATUS[verb]
+                             rules.changeset_comment(verb, params))  # fmt: skip
+            status = rules.COMMAND_STATUS[verb]
             if status is not None:
                 issue["status"] = str(status)
         return (201 if applied else 200), {"applied": applied, "issue": _shown(issue)}
@@ -339,7 +339,7 @@ def _issue(local_id: int, title: str, content: str, reporter: str, status: str) 
 
 
 def _shown(issue: Mapping[str, Any], with_comments: bool = False) -> dict[str, Any]:
-    """``tracker.serialize``'s shape."""
+    """``brokerage.platform.tracker.serialize``'s shape."""
     shown = {k: v for k, v in issue.items() if k != "comments"}
     shown["comment_count"] = len(issue["comments"])
     if with_comments:

@@ -21,12 +21,13 @@ import pytest
 from flask import Flask
 
 from brokerage.platform.api_access import AppApiForwarder
-from brokerage.platform.bundles import BUILTIN_ROOT, folder_files
 from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
 from brokerage.sandbox.egress.mailer import MailConfig
 from brokerage.sandbox.egress.relay import ApiCall, ApiReply
 from brokerage.sandbox.errors import BackendUnavailableError
 from brokerage.sandbox.interface import BrokerBundle, Limits, RunResult, SandboxBackend
+from brokerage.submissions.builtins import BUILTIN_DIR
+from brokerage.submissions.bundles import folder_files
 from tests.brokers.fixtures import fixture
 from tests.brokers.receiver import Receiver, receiver
 from tests.support import RedisServer, SmtpSink, build_app
@@ -54,7 +55,7 @@ def builtin_bundle(name: str, egress: list[str] | None = None) -> BrokerBundle:
 
     POST's manifest says ``"*"`` (any *public* host), which the gateway never opens to
     127.0.0.1, so tests name the receiver instead — the only change to the bundle."""
-    folder = BUILTIN_ROOT / name
+    folder = BUILTIN_DIR / name
     manifest = json.loads((folder / "manifest.json").read_text())
     if egress is not None:
         manifest["egress"] = egress

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from brokerage.platform.bundles import BUILTIN_ROOT
+from brokerage.submissions.builtins import BUILTIN_DIR
 
 
 def fixture(broker: str, variant: str) -> dict[str, Any]:
     """The push payload of a fixture, less the ``service``, ``expect`` and ``tracker`` that
     ``brokerage broker test`` reads (tests give their own)."""
-    path = BUILTIN_ROOT / broker / "fixtures" / f"push__{variant}.json"
+    path = BUILTIN_DIR / broker / "fixtures" / f"push__{variant}.json"
     loaded: dict[str, Any] = json.loads(path.read_text())
     loaded.pop("service", None)
     loaded.pop("expect", None)
@@ -21,5 +21,5 @@ def fixture(broker: str, variant: str) -> dict[str, Any]:
 
 
 def variants(broker: str) -> list[str]:
-    folder = BUILTIN_ROOT / broker / "fixtures"
+    folder = BUILTIN_DIR / broker / "fixtures"
     return sorted(p.stem.removeprefix("push__") for p in Path(folder).glob("push__*.json"))

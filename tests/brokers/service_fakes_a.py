@@ -40,9 +40,9 @@ import pytest
 import yaml
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 
-from brokerage.platform.bundles import BUILTIN_ROOT
 from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
 from brokerage.sandbox.interface import RunResult, SandboxBackend
+from brokerage.submissions.builtins import BUILTIN_DIR
 from tests.brokers.conftest import LIMITS, builtin_bundle
 from tests.brokers.fixtures import fixture
 from tests.brokers.sdk_path import sdk_module
@@ -633,7 +633,7 @@ def broker_module(broker: str, name: str = "broker") -> ModuleType:
     """A module of a built-in broker's folder, imported on the host for unit tests of its
     pure functions (SDK imports resolve to the in-sandbox SDK's modules)."""
     sdk_module("brokerage_sdk")
-    path = Path(BUILTIN_ROOT) / broker / f"{name}.py"
+    path = Path(BUILTIN_DIR) / broker / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"builtin_{broker}_{name}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -7,10 +7,10 @@ import importlib.util
 
 import pytest
 
-from brokerage.platform.bundles import BUILTIN_ROOT
+from brokerage.submissions.builtins import BUILTIN_DIR
 
 _spec = importlib.util.spec_from_file_location(
-    "issues_grammar", BUILTIN_ROOT / "issues" / "grammar.py"
+    "issues_grammar", BUILTIN_DIR / "issues" / "grammar.py"
 )
 assert _spec and _spec.loader
 grammar = importlib.util.module_from_spec(_spec)

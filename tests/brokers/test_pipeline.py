@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from brokerage.platform import bundles
 from brokerage.platform.dispatch import Dispatcher
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.interface import BrokerBundle
+from brokerage.submissions import bundles
 from brokerage.submissions.models import BrokerVersion
 from tests.brokers.conftest import LIMITS, RECEIVER_HOST, Rig, builtin_bundle
 from tests.brokers.fixtures import fixture

@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
+from brokerage.platform import verification_jobs as tasks
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.fake import FakeBackend
 from brokerage.sandbox.interface import (
@@ -33,7 +34,6 @@ from brokerage.sandbox.interface import (
     RunStatus,
     SandboxBackend,
 )
-from brokerage.submissions import tasks
 from brokerage.submissions.artifacts import store_from_config
 from brokerage.submissions.package import pack
 from tests.support import RedisServer, Seeder, basic, build_app, snapshot

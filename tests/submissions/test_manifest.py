@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from brokerage.builtin_brokers import BUILTIN_DIR, builtin_manifests
 from brokerage.core.errors import BrokerageError
+from brokerage.submissions.builtins import BUILTIN_DIR, builtin_manifests
 from brokerage.submissions.errors import ManifestError
 from brokerage.submissions.manifest import (
     load_manifest,
@@ -491,10 +491,11 @@ def test_issues_asks_for_issue_write_permission() -> None:
 def test_a_broken_builtin_manifest_names_its_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import brokerage.builtin_brokers as builtins
+    import brokerage.submissions.builtins as builtins
 
     (tmp_path / "zeta").mkdir()
     (tmp_path / "zeta" / "manifest.json").write_text(json.dumps({**VALID, "name": "hello"}))
+    (tmp_path / "zeta" / "broker.py").write_text("class HelloBroker:\n    pass\n")
     monkeypatch.setattr(builtins, "BUILTIN_DIR", tmp_path)
 
     with pytest.raises(ManifestError) as caught:

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from brokerage.platform.bundles import BUILTIN_ROOT
 from brokerage.platform.cli import main
 from brokerage.sandbox.egress.relay import ApiCall
 from brokerage.sandbox.interface import RunResult, RunStatus
+from brokerage.submissions.builtins import BUILTIN_DIR
 from brokerage.submissions.dynamic import run_fixtures
 from brokerage.submissions.package import Package, read_package
 from brokerage.submissions.standins import ApiStandIn, MailRecorder, StandInTracker
@@ -173,7 +173,7 @@ def test_expectations_on_mails_calls_and_issues_and_bad_fixtures() -> None:
 def test_brokerage_broker_test_passes_for_the_builtin(name: str) -> None:
     env = {"BROKERAGE_SANDBOX_BACKEND": "docker", "BROKERAGE_SANDBOX_IMAGE": docker_image()}
     result = CliRunner().invoke(
-        main, ["broker", "test", str(BUILTIN_ROOT / name)], env=env, catch_exceptions=False
+        main, ["broker", "test", str(BUILTIN_DIR / name)], env=env, catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
     assert "all checks passed (docker sandbox)" in result.output
@@ -186,7 +186,7 @@ def test_brokerage_broker_test_passes_for_the_builtin(name: str) -> None:
 
 
 def test_the_issues_broker_changes_the_fixture_s_tracker(tmp_path: Path) -> None:
-    folder = shutil.copytree(BUILTIN_ROOT / "issues", tmp_path / "issues")
+    folder = shutil.copytree(BUILTIN_DIR / "issues", tmp_path / "issues")
     fixture_path = folder / "fixtures" / "push__seed_examples.json"
     fixture = json.loads(fixture_path.read_text())
     fixture["tracker"] = [{"id": n, "title": f"Issue {n}", "status": "new"} for n in range(1, 6)]

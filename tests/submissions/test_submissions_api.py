@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from brokerage.platform import bundles
-from brokerage.submissions import lifecycle
+from brokerage.submissions import bundles, lifecycle
 from brokerage.submissions.artifacts import store_from_config
 from brokerage.submissions.models import BrokerVersion
 from brokerage.submissions.package import pack
@@ -166,9 +165,9 @@ def test_a_delivery_worker_runs_verification_jobs(client, people, runtime, monke
     from rq.serializers import JSONSerializer
 
     from brokerage.platform import tasks as delivery_tasks
+    from brokerage.platform import verification_jobs as tasks
     from brokerage.platform.dispatch import Dispatcher
     from brokerage.sandbox.fake import FakeBackend
-    from brokerage.submissions import tasks
 
     monkeypatch.setitem(runtime.config, "SANDBOX_BACKEND", "fake")
     submission = upload(client, people.vendor, archive(package_files())).json["id"]

@@ -3,7 +3,7 @@ repository admin, who accepts or declines through the API."""
 
 from __future__ import annotations
 
-from brokerage.submissions.lifecycle import wider_permissions
+from brokerage.platform.upgrades import wider_permissions
 from tests.submissions.conftest import MANIFEST, archive, package_files, upload
 from tests.support import FORM
 

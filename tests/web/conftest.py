@@ -210,7 +210,7 @@ class Submissions:
         return int(body["id"])
 
     def verify(self) -> None:
-        from brokerage.submissions import tasks as verification
+        from brokerage.platform import verification_jobs as verification
         from brokerage.submissions.artifacts import store_from_config
         from tests.submissions.conftest import fake_factory
 
@@ -279,7 +279,7 @@ def real_deliver(
     named ``receiver.test``; Docker is a CI prerequisite). POST's
     manifest opens any *public* host, never 127.0.0.1, so the bundle names the receiver's
     host instead (as tests/brokers does): the only change to the broker."""
-    from brokerage.platform import bundles
+    from brokerage.submissions import bundles
     from tests.brokers.conftest import LIMITS, RECEIVER_HOST, builtin_bundle
 
     def load(version: Any) -> BrokerBundle:

@@ -9,23 +9,20 @@ of the worker's installed delivery dispatcher (``brokerage worker``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from redis.exceptions import RedisError
 
 from brokerage.platform.errors import PlatformError
 from brokerage.platform.runtime import Runtime
-from brokerage.sandbox.interface import EgressProvider, SandboxBackend
 from brokerage.submissions.artifacts import ArtifactStore, store_from_config
-from brokerage.submissions.dynamic import BackendFactory
+from brokerage.submissions.dynamic import BackendFactory, backend_factory
 from brokerage.submissions.models import BrokerVersion
 from brokerage.submissions.verification import verify_version
 
 log = logging.getLogger(__name__)
 
-JOB_FUNCTION = "brokerage.submissions.tasks.run_verification"
+JOB_FUNCTION = "brokerage.platform.verification_jobs.run_verification"
 JOB_TIMEOUT = 600
 """seconds RQ lets one verification run (fixtures each have the sandbox's own deadline)"""
 
@@ -43,17 +40,6 @@ _context: Context | None = None
 def install(context: Context | None) -> None:
     global _context
     _context = context
-
-
-def backend_factory(config: dict[str, Any]) -> Callable[[EgressProvider], SandboxBackend]:
-    """Fresh sandboxes per verification run (strict mode): no warm pool outlives the job."""
-
-    def make(egress: EgressProvider) -> SandboxBackend:
-        from brokerage.sandbox.backends import backend_from_config
-
-        return backend_from_config({**config, "SANDBOX_MODE": "strict"}, egress=egress)
-
-    return make
 
 
 def context_for(runtime: Runtime) -> Context:

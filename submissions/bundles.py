@@ -11,19 +11,17 @@ import json
 from functools import cache
 from pathlib import Path
 
-import brokerage.builtin_brokers
-from brokerage.platform.errors import PlatformError
 from brokerage.sandbox.interface import BrokerBundle
 from brokerage.submissions.artifacts import ArtifactStore, store_from_config
+from brokerage.submissions.builtins import BUILTIN_DIR
 from brokerage.submissions.errors import SubmissionError
 from brokerage.submissions.models import BrokerVersion
 from brokerage.submissions.package import read_archive
 
-BUILTIN_ROOT = Path(brokerage.builtin_brokers.__file__).parent
 LEFT_OUT = ("tests", "fixtures", "__pycache__")
 
 
-class BundleMissingError(PlatformError):
+class BundleMissingError(SubmissionError):
     """The files of a broker version cannot be found."""
 
 
@@ -39,7 +37,7 @@ def folder_files(folder: Path) -> dict[str, bytes]:
 
 @cache
 def _builtin(name: str, version: str) -> BrokerBundle:
-    folder = BUILTIN_ROOT / name
+    folder = BUILTIN_DIR / name
     if not (folder / "manifest.json").is_file():
         raise BundleMissingError(f"built-in broker {name!r} has no folder")
     manifest = json.loads((folder / "manifest.json").read_text())

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from brokerage.platform.bundles import BUILTIN_ROOT, folder_files
 from brokerage.submissions.artifacts import ArtifactStore
+from brokerage.submissions.builtins import BUILTIN_DIR
+from brokerage.submissions.bundles import folder_files
 from brokerage.submissions.models import BrokerVersion, SubmissionEvent, VerificationReport
 from brokerage.submissions.package import read_archive
 from brokerage.submissions.states import SubmissionState
@@ -30,7 +31,7 @@ def queue(session: Session) -> list[BrokerVersion]:
 def files_of(version: BrokerVersion, store: ArtifactStore) -> dict[str, bytes]:
     """Every file of the version's package (fixtures and tests included)."""
     if version.broker_type.builtin:
-        return folder_files(BUILTIN_ROOT / version.broker_type.name)
+        return folder_files(BUILTIN_DIR / version.broker_type.name)
     return dict(read_archive(store.get(version.artifact_digest or "")).files)
 
 
