@@ -45,26 +45,24 @@ def _stored_secret_key(data_dir: str) -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from brokerage.platform import (
-        brokers_api,
-        deliveries_api,
-        issues_api,
-        metrics,
-        pushes_api,
-        repositories_api,
-        services_api,
-        shortlinks,
-        submissions_api,
-        users_api,
-        web_auth,
-        web_commits,
-        web_deliveries,
-        web_issues,
-        web_ops,
-        web_repos,
-        web_review,
-        web_vendor,
-    )
+    from brokerage.platform import metrics
+    from brokerage.platform.api import brokers as brokers_api
+    from brokerage.platform.api import deliveries as deliveries_api
+    from brokerage.platform.api import issues as issues_api
+    from brokerage.platform.api import pushes as pushes_api
+    from brokerage.platform.api import repositories as repositories_api
+    from brokerage.platform.api import services as services_api
+    from brokerage.platform.api import submissions as submissions_api
+    from brokerage.platform.api import users as users_api
+    from brokerage.platform.web import auth as web_auth
+    from brokerage.platform.web import commits as web_commits
+    from brokerage.platform.web import deliveries as web_deliveries
+    from brokerage.platform.web import issues as web_issues
+    from brokerage.platform.web import ops as web_ops
+    from brokerage.platform.web import repos as web_repos
+    from brokerage.platform.web import review as web_review
+    from brokerage.platform.web import shortlinks
+    from brokerage.platform.web import vendor as web_vendor
 
     for module in (
         users_api,

@@ -61,10 +61,27 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to the newest schema and install the built-in brokers."""
+    from redis.exceptions import RedisError
+
     from brokerage.platform.app import create_app
+    from brokerage.platform.deliveries.queue import repoint_moved_jobs
+    from brokerage.platform.runtime import Runtime
 
     app = create_app({"AUTO_MIGRATE": True})
-    click.echo(f"database at newest schema: {app.config['DATABASE_URL']}")
+    click.echo(f"database at newest schema: {_without_password(app.config['DATABASE_URL'])}")
+    try:
+        moved = repoint_moved_jobs(Runtime.from_config(app.config))
+    except RedisError as exc:
+        click.echo(f"queued jobs not checked (Redis unreachable: {exc})")
+    else:
+        click.echo(f"queued jobs moved to their new module paths: {moved}")
+
+
+def _without_password(url: str) -> str:
+    """A database URL fit to print: its password, if any, as ``***``."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @main.group()
@@ -125,8 +142,8 @@ def worker(burst: bool, name: str | None) -> None:
     import socket
 
     from brokerage.core.config import load_config
+    from brokerage.platform.deliveries.worker import run_worker
     from brokerage.platform.runtime import Runtime
-    from brokerage.platform.worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     make_app()  # migrations and built-in brokers, as the web app has them
@@ -138,7 +155,7 @@ def worker(burst: bool, name: str | None) -> None:
 
 
 def _add_component_groups() -> None:
-    from brokerage.platform.hook_cli import hook
+    from brokerage.platform.hooks.cli import hook
     from brokerage.review_tool.cli import review_cli
     from brokerage.sandbox.cli import sandbox_cli
     from brokerage.submissions.cli import broker_cli

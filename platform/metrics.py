@@ -12,7 +12,7 @@ lost when a process restarts:
 - ``brokerage_gateway_refusals_total{reason}``     counter: egress requests the gateway refused
 - ``brokerage_redis_up``                           gauge: 1 when Redis answered this scrape
 - ``brokerage_sandbox_*{worker}``                  every worker's warm sandbox pool, which
-  each worker publishes to Redis (:mod:`brokerage.platform.sandbox_stats`)
+  each worker publishes to Redis (:mod:`brokerage.platform.deliveries.sandbox_stats`)
 
 The counters are derived from stored rows, so deleting a repository (which deletes its
 deliveries) lowers them; Prometheus treats that as a counter reset.
@@ -47,8 +47,8 @@ from sqlalchemy import Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from brokerage.core.errors import AuthenticationError
-from brokerage.platform import sandbox_stats
-from brokerage.platform.deliveries import DeliveryStatus
+from brokerage.platform.deliveries import sandbox_stats
+from brokerage.platform.deliveries.states import DeliveryStatus
 from brokerage.platform.models import Delivery, DeliveryAttempt
 from brokerage.platform.runtime import Runtime
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from brokerage.core.errors import BadRequestError
 from brokerage.platform import branches, repositories
-from brokerage.platform.deliveries import DeliveryStatus
+from brokerage.platform.deliveries.states import DeliveryStatus
 from brokerage.platform.models import Delivery, Push, Repository, SeenCommit, Service
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "push.schema.json"

@@ -339,7 +339,7 @@ def _issue(local_id: int, title: str, content: str, reporter: str, status: str) 
 
 
 def _shown(issue: Mapping[str, Any], with_comments: bool = False) -> dict[str, Any]:
-    """``brokerage.platform.tracker.serialize``'s shape."""
+    """``brokerage.platform.issues.tracker.serialize``'s shape."""
     shown = {k: v for k, v in issue.items() if k != "comments"}
     shown["comment_count"] = len(issue["comments"])
     if with_comments:

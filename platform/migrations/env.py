@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from brokerage.core.tables import Base
-from brokerage.platform import models, tracker  # noqa: F401  (every module with tables)
+from brokerage.platform import models  # noqa: F401  (every module with tables
 
 config = context.config
 target_metadata = Base.metadata

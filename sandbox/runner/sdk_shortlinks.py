@@ -7,7 +7,7 @@ one, and the platform resolves it without a table of its own: the last
 (the platform looks the commit up by that prefix), the first :data:`TAG_CHARS`
 a hash of ``owner/slug`` (which repository's commit it is).
 
-Shared by the SDK (inside the sandbox) and ``brokerage.platform.shortlinks``
+Shared by the SDK (inside the sandbox) and ``brokerage.platform.web.shortlinks``
 (the ``GET /c/<code>`` route): standard library only.
 """
 

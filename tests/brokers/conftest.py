@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from brokerage.platform.api_access import AppApiForwarder
+from brokerage.platform.api.broker_access import AppApiForwarder
 from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
 from brokerage.sandbox.egress.mailer import MailConfig
 from brokerage.sandbox.egress.relay import ApiCall, ApiReply

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from brokerage.platform.dispatch import Dispatcher
+from brokerage.platform.deliveries.dispatch import Dispatcher
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.interface import BrokerBundle
 from brokerage.submissions import bundles

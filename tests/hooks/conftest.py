@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from brokerage.platform import hook_push
+from brokerage.platform.hooks import push as hook_push
 from tests.hooks.hook_fixtures import (
     GitRepos,
     HgRepos,

@@ -21,8 +21,8 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from brokerage.platform import hook_spool
-from brokerage.platform.hook_cli import hook
+from brokerage.platform.hooks import spool as hook_spool
+from brokerage.platform.hooks.cli import hook
 
 TOKEN = "push-token-123"
 REPO_NAME = "marcus/project-x"

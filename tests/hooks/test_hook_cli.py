@@ -7,8 +7,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from brokerage.platform import hook_spool, hooks
-from brokerage.platform.hook_cli import hook
+from brokerage.platform.hooks import main as hooks
+from brokerage.platform.hooks import spool as hook_spool
+from brokerage.platform.hooks.cli import hook
 from tests.hooks.hook_fixtures import REPO_NAME, TOKEN, hg_executable, run
 
 

@@ -13,8 +13,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from brokerage.platform import hook_config, hook_git, hook_patches, hook_push, hook_spool, hooks
-from brokerage.platform.hook_cli import hook
+from brokerage.platform.hooks import config as hook_config
+from brokerage.platform.hooks import git as hook_git
+from brokerage.platform.hooks import main as hooks
+from brokerage.platform.hooks import patches as hook_patches
+from brokerage.platform.hooks import push as hook_push
+from brokerage.platform.hooks import spool as hook_spool
+from brokerage.platform.hooks.cli import hook
 from tests.hooks.hook_fixtures import GitRepos, Receiver, install_hook, run
 
 

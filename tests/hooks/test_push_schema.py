@@ -9,7 +9,9 @@ import jsonschema
 import pytest
 
 from brokerage.core.errors import BadRequestError
-from brokerage.platform import hook_patches, hook_push, pushes
+from brokerage.platform import pushes
+from brokerage.platform.hooks import patches as hook_patches
+from brokerage.platform.hooks import push as hook_push
 
 SHA = "620ade18607ac42d872b568bb92acaa9a28620e9"
 PARENT = "702c70160afc0123456789abcdef0123456789ab"

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from brokerage.platform.dispatch import Dispatcher
+from brokerage.platform.deliveries.dispatch import Dispatcher
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.fake import FakeBackend
 from tests.support import FORM, RedisServer, Seeder, SmtpSink, basic, build_app

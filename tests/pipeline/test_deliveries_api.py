@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from brokerage.platform.dispatch import Dispatcher
+from brokerage.platform.deliveries.dispatch import Dispatcher
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.fake import FakeBackend
 from tests.pipeline.conftest import Repo, commit, push_body

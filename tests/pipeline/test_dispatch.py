@@ -7,8 +7,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from brokerage.platform.deliveries import claim
-from brokerage.platform.dispatch import Dispatcher
+from brokerage.platform.deliveries.dispatch import Dispatcher
+from brokerage.platform.deliveries.states import claim
 from brokerage.platform.models import Delivery, Service
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.fake import FakeBackend

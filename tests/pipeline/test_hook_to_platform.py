@@ -24,7 +24,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from brokerage.platform.dispatch import Dispatcher
+from brokerage.platform.deliveries.dispatch import Dispatcher
 from brokerage.sandbox.fake import FakeBackend
 from tests.hooks.hook_fixtures import GitRepos, HgRepos, install_hook, isolate_scm
 from tests.pipeline.conftest import Repo

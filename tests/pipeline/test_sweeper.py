@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import update
 
 from brokerage.core.tables import utcnow
-from brokerage.platform import delivery_queue, sweeper
+from brokerage.platform.deliveries import queue as delivery_queue
+from brokerage.platform.deliveries import sweeper
+from brokerage.platform.deliveries.worker import run_worker
 from brokerage.platform.models import Delivery
 from brokerage.platform.runtime import Runtime
-from brokerage.platform.worker import run_worker
 from tests.pipeline.conftest import Repo, commit, push_body
 from tests.support import RedisServer
 
@@ -111,7 +112,7 @@ def test_an_attempt_whose_worker_died_is_abandoned_and_run_again(
     repo.add_service("type=POST&URL=http://127.0.0.1:9/a")
     [delivery] = repo.push(push_body(commit(1))).json["deliveries"]
     runtime.queue.empty()
-    from brokerage.platform.deliveries import claim
+    from brokerage.platform.deliveries.states import claim
 
     with runtime.sessions() as session:  # a worker claims attempt 1, then dies
         attempt = claim(session.connection(), delivery["id"], "dead-worker")

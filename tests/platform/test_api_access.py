@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from brokerage.platform import api_access
-from brokerage.platform.deliveries import claim
+from brokerage.platform.api import broker_access as api_access
+from brokerage.platform.deliveries.states import claim
 from brokerage.platform.models import Delivery
 from brokerage.sandbox.egress.relay import ApiCall
 from tests.pipeline.conftest import Repo, commit, push_body

@@ -221,7 +221,7 @@ def test_every_workers_pool_figures_reach_the_metrics(warm, redis_server):
     from prometheus_client import CollectorRegistry, generate_latest
     from redis import Redis
 
-    from brokerage.platform import sandbox_stats
+    from brokerage.platform.deliveries import sandbox_stats
 
     redis = Redis.from_url(redis_server.url)
     run(warm, "service-g")

@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from brokerage.platform import verification_jobs as tasks
+from brokerage.platform.deliveries import verification_jobs as tasks
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.fake import FakeBackend
 from brokerage.sandbox.interface import (

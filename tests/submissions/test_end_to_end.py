@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from brokerage.platform.cli import main
-from brokerage.platform.dispatch import Dispatcher
+from brokerage.platform.deliveries.dispatch import Dispatcher
 from brokerage.sandbox.backends import backend_from_config
 from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
 from brokerage.sandbox.interface import Limits

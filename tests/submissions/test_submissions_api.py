@@ -164,9 +164,9 @@ def test_a_delivery_worker_runs_verification_jobs(client, people, runtime, monke
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
-    from brokerage.platform import tasks as delivery_tasks
-    from brokerage.platform import verification_jobs as tasks
-    from brokerage.platform.dispatch import Dispatcher
+    from brokerage.platform.deliveries import jobs as delivery_tasks
+    from brokerage.platform.deliveries import verification_jobs as tasks
+    from brokerage.platform.deliveries.dispatch import Dispatcher
     from brokerage.sandbox.fake import FakeBackend
 
     monkeypatch.setitem(runtime.config, "SANDBOX_BACKEND", "fake")

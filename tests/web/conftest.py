@@ -20,9 +20,11 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from brokerage.core.accounts import Role
-from brokerage.platform import repositories, tasks, tracker
+from brokerage.platform import repositories
 from brokerage.platform.db import session_scope
-from brokerage.platform.dispatch import Dispatcher
+from brokerage.platform.deliveries import jobs as tasks
+from brokerage.platform.deliveries.dispatch import Dispatcher
+from brokerage.platform.issues import tracker
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.fake import FakeBackend
 from brokerage.sandbox.interface import BrokerBundle, Limits, RunResult, RunStatus
@@ -210,7 +212,7 @@ class Submissions:
         return int(body["id"])
 
     def verify(self) -> None:
-        from brokerage.platform import verification_jobs as verification
+        from brokerage.platform.deliveries import verification_jobs as verification
         from brokerage.submissions.artifacts import store_from_config
         from tests.submissions.conftest import fake_factory
 

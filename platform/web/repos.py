@@ -1,0 +1,237 @@
+"""A repository's services page (seed 000: "a dropdown of services available... you may add
+as many as you want, and even more of the same type"): add, edit, remove, enable, disable,
+send a test push, and each service's recent deliveries.
+
+Every action calls what the REST API calls: ``services.add_service`` / ``update_service``
+/ ``serialize`` (so password fields come back only as the mask), and
+``deliveries_api.queue_test_push`` / ``set_enabled``. The form names each field
+``f:<label>`` and this module turns it into the API's parameters (label → value), with
+an unticked checkbox sent as ``false`` because browsers send nothing for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, render_template, request
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from brokerage.core.errors import BadRequestError, NotFoundError
+from brokerage.platform import catalogue, repositories, services, upgrades
+from brokerage.platform.api.deliveries import queue_test_push, set_enabled
+from brokerage.platform.api.support import cipher
+from brokerage.platform.db import get_session
+from brokerage.platform.models import Delivery, Repository, Service
+from brokerage.platform.web.deliveries import delivery_row
+from brokerage.platform.web.support import back, paginate, signed_in, web_blueprint
+from brokerage.submissions.models import BrokerVersion
+
+bp = web_blueprint("web_repos", __name__, url_prefix="/repos/<account>/<repo_slug>")
+
+FIELD_PREFIX = "f:"
+
+
+def administered(account: str, repo_slug: str) -> Repository:
+    """The repository, if the signed-in user administers it (404 / 403 otherwise)."""
+    return repositories.get_administered(get_session(), signed_in(), account, repo_slug)
+
+
+def _params(version: BrokerVersion, type_name: str | None = None) -> MultiDict[str, str]:
+    params: MultiDict[str, str] = MultiDict()
+    if type_name is not None:
+        params["type"] = type_name
+    for field in version.fields:
+        raw = request.form.get(FIELD_PREFIX + field["label"])
+        if field["type"] == "boolean":
+            params[field["label"]] = "true" if raw else "false"
+        else:
+            params[field["label"]] = raw or ""
+    return params
+
+
+def _form_rows(version: BrokerVersion, shown: dict[str, str]) -> list[dict[str, Any]]:
+    """Each field with the value the form shows (a set password shows only the mask)."""
+    return [
+        {**field, "input": FIELD_PREFIX + field["label"], "value": shown.get(field["label"], "")}
+        for field in version.fields
+    ]
+
+
+def _posted_values(version: BrokerVersion, stored: dict[str, str]) -> dict[str, str]:
+    """What was typed, to show again after an error; a password field shows what is stored
+    (the mask or nothing), never what was typed."""
+    return {
+        f["label"]: stored.get(f["label"], "")
+        if f["type"] == "password"
+        else request.form.get(FIELD_PREFIX + f["label"], "")
+        for f in version.fields
+    }
+
+
+def _shown_values(service: Service) -> dict[str, str]:
+    fields = services.serialize(service, cipher())["service"]["fields"]
+    return {f["name"]: f["value"] for f in fields}
+
+
+@bp.get("/", strict_slashes=False)
+@bp.get("/services")
+def list_services(account: str, repo_slug: str) -> Any:
+    repo = administered(account, repo_slug)
+    rows = [
+        {"service": s, "fields": _shown_values(s),
+         "upgrade": bool(upgrades.pending_upgrades(get_session(), s))}
+        for s in repo.services
+    ]  # fmt: skip
+    return render_template(
+        "repos/services.html", repo=repo, rows=rows, offered=catalogue.offered(get_session())
+    )
+
+
+@bp.get("/services/new")
+def new_service(account: str, repo_slug: str) -> Any:
+    repo = administered(account, repo_slug)
+    version = catalogue.find_offered(get_session(), request.args.get("type", ""))
+    return _service_form(repo, version, None, {}, None)
+
+
+def _service_form(
+    repo: Repository,
+    version: BrokerVersion,
+    service: Service | None,
+    shown: dict[str, str],
+    error: str | None,
+) -> Any:
+    page = render_template(
+        "repos/service_form.html",
+        repo=repo,
+        version=version,
+        service=service,
+        rows=_form_rows(version, shown),
+        error=error,
+        info=catalogue.describe(version),
+    )
+    return page, (400 if error else 200)
+
+
+@bp.post("/services")
+def add_service(account: str, repo_slug: str) -> Any:
+    repo = administered(account, repo_slug)
+    session = get_session()
+    version = catalogue.find_offered(session, request.form.get("type", ""))
+    try:
+        service = services.add_service(
+            session, repo, _params(version, version.broker_type.title), cipher()
+        )
+    except BadRequestError as exc:
+        session.rollback()
+        return _service_form(repo, version, None, _posted_values(version, {}), exc.message)
+    session.commit()
+    flash(f"Added a {version.broker_type.title} service.", "success")
+    return back(
+        "web_repos.show_service", account=account, repo_slug=repo_slug, service_id=service.id
+    )
+
+
+@bp.get("/services/<int:service_id>")
+def show_service(account: str, repo_slug: str, service_id: int) -> Any:
+    repo = administered(account, repo_slug)
+    service = services.get_service(repo, service_id)
+    stmt = (
+        select(Delivery)
+        .where(Delivery.service_id == service.id)
+        .order_by(Delivery.created_at.desc(), Delivery.id)
+    )
+    deliveries = paginate(get_session(), stmt, delivery_row)
+    page = render_template(
+        "repos/service.html",
+        repo=repo,
+        service=service,
+        rows=_form_rows(service.broker_version, _shown_values(service)),
+        deliveries=deliveries,
+        info=catalogue.describe(service.broker_version),
+        upgrades=upgrades.pending_upgrades(get_session(), service),
+    )
+    return page
+
+
+@bp.post("/services/<int:service_id>")
+def update_service(account: str, repo_slug: str, service_id: int) -> Any:
+    repo = administered(account, repo_slug)
+    service = services.get_service(repo, service_id)
+    version = service.broker_version
+    try:
+        warning = services.update_service(service, _params(version), cipher())
+    except BadRequestError as exc:
+        get_session().rollback()
+        stored = _shown_values(service)
+        return _service_form(repo, version, service, _posted_values(version, stored), exc.message)
+    get_session().commit()
+    flash(warning or "Saved.", "warning" if warning else "success")
+    return back(
+        "web_repos.show_service", account=account, repo_slug=repo_slug, service_id=service.id
+    )
+
+
+@bp.post("/services/<int:service_id>/delete")
+def delete_service(account: str, repo_slug: str, service_id: int) -> Any:
+    service = services.get_service(administered(account, repo_slug), service_id)
+    title = service.broker_type.title
+    get_session().delete(service)
+    get_session().commit()
+    flash(f"Removed the {title} service {service_id}.", "success")
+    return back("web_repos.list_services", account=account, repo_slug=repo_slug)
+
+
+@bp.post("/services/<int:service_id>/enable")
+def enable_service(account: str, repo_slug: str, service_id: int) -> Any:
+    return _set_enabled(account, repo_slug, service_id, True)
+
+
+@bp.post("/services/<int:service_id>/disable")
+def disable_service(account: str, repo_slug: str, service_id: int) -> Any:
+    return _set_enabled(account, repo_slug, service_id, False)
+
+
+def _set_enabled(account: str, repo_slug: str, service_id: int, enabled: bool) -> Any:
+    service = services.get_service(administered(account, repo_slug), service_id)
+    set_enabled(get_session(), service, enabled, signed_in().username)
+    flash("Service enabled." if enabled else "Service disabled.", "success")
+    return back(
+        "web_repos.show_service", account=account, repo_slug=repo_slug, service_id=service_id
+    )
+
+
+@bp.post("/services/<int:service_id>/test")
+def test_push(account: str, repo_slug: str, service_id: int) -> Any:
+    service = services.get_service(administered(account, repo_slug), service_id)
+    delivery = queue_test_push(get_session(), service, signed_in().username)
+    flash(f"Test push sent as delivery {delivery.id}.", "success")
+    return back(
+        "web_deliveries.show_delivery",
+        account=account,
+        repo_slug=repo_slug,
+        delivery_id=delivery.id,
+    )
+
+
+@bp.post("/services/<int:service_id>/upgrade")
+def answer_upgrade(account: str, repo_slug: str, service_id: int) -> Any:
+    """Accept or decline the pending permission upgrade (a newer version that wants more)."""
+    admin = signed_in()
+    service = services.get_service(administered(account, repo_slug), service_id)
+    pending = upgrades.pending_upgrades(get_session(), service)
+    action = request.form.get("action", "")
+    if not pending:
+        raise NotFoundError(f"service {service_id} has no pending permission upgrade")
+    if action not in ("accept", "decline"):
+        raise BadRequestError(f"action: accept or decline, got {action!r}")
+    upgrades.answer_upgrade(get_session(), pending[-1], admin, action == "accept", cipher())
+    get_session().commit()
+    to_version = pending[-1].to_version.version
+    flash(f"Upgraded to version {to_version}." if action == "accept" else
+          f"Declined version {to_version}; the service stays on {service.broker_version.version}.",
+          "success")  # fmt: skip
+    return back(
+        "web_repos.show_service", account=account, repo_slug=repo_slug, service_id=service_id
+    )
