@@ -12,6 +12,9 @@ BROKERAGE_TEST_DATABASE_URL="$(postgres_ensure)"
 REDIS_URL="$(redis_ensure)"
 export BROKERAGE_TEST_DATABASE_URL REDIS_URL PATH="$VENV/bin:$PATH"
 
-say "running the tests"
 cd "$REPO_ROOT"
+say "checking the layers (import-linter, pyproject.toml)"
+"$VENV/bin/lint-imports" --no-cache
+
+say "running the tests"
 exec "$PY" -m pytest "$@"
