@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from brokerage.core.config import load_config
 from brokerage.core.errors import ApiError
 from brokerage.platform import catalogue, db
+from brokerage.platform.runtime import Runtime
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -20,7 +21,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _stored_secret_key(
         app.config["DATA_DIR"]
     )
-    db.init_app(app)
+    runtime = Runtime.from_config(dict(app.config))
+    app.extensions["brokerage.runtime"] = runtime
+    app.extensions["brokerage.engine"] = runtime.engine
+    app.extensions["brokerage.cipher"] = runtime.cipher
+    db.init_app(app, runtime.sessions)
     if app.config["AUTO_MIGRATE"]:
         prepare_database(app)
     _register_error_handlers(app)

@@ -50,15 +50,9 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def init_app(app: Flask) -> None:
-    """Give the app its runtime (engine, sessions, cipher, queue) and per-request sessions."""
-    from brokerage.platform.runtime import Runtime
-
-    runtime = Runtime.from_config(dict(app.config))
-    app.extensions["brokerage.runtime"] = runtime
-    app.extensions["brokerage.engine"] = runtime.engine
-    app.extensions["brokerage.sessionmaker"] = runtime.sessions
-    app.extensions["brokerage.cipher"] = runtime.cipher
+def init_app(app: Flask, sessions: sessionmaker[Session]) -> None:
+    """Per-request sessions for ``app``, made by ``sessions`` and closed at teardown."""
+    app.extensions["brokerage.sessionmaker"] = sessions
     app.teardown_appcontext(_close_session)
 
 

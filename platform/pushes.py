@@ -4,7 +4,7 @@ The push, its payload and one delivery per enabled service commit in one transac
 (the outbox); only then are jobs enqueued, and a delivery whose job never reached
 Redis is found by the sweeper. Deliveries are stored ``queued``, so that the common case
 needs no second transaction: only when Redis cannot be reached are they marked
-``pending`` (``pushes_api.enqueue_stored``). A retried hook call (same ``push_id``) stores
+``pending`` (``deliveries.queue.enqueue_stored``). A retried hook call (same ``push_id``) stores
 nothing new. A commit the repository already reported is dropped from the payload, so a
 branch re-pushed elsewhere never re-runs brokers on old commits.
 
@@ -152,7 +152,7 @@ def build_payload(
 
 def create_deliveries(session: Session, push: Push, services: list[Service]) -> list[Delivery]:
     """One delivery per service, born ``queued``: the caller commits, then enqueues (see
-    ``pushes_api.enqueue_new``, which marks them ``pending`` if Redis cannot be reached)."""
+    ``deliveries.queue.enqueue_new``, which marks them ``pending`` if Redis cannot be reached)."""
     deliveries = [
         Delivery(
             id=str(uuid.uuid4()),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import current_app
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -56,3 +57,9 @@ class Runtime:
         self.engine.dispose()
         if self._redis is not None:
             self._redis.close()
+
+
+def current_runtime() -> Runtime:
+    """The runtime of the current Flask app (``create_app`` gives every app one)."""
+    found: Runtime = current_app.extensions["brokerage.runtime"]
+    return found

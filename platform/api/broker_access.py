@@ -22,7 +22,6 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Flask, current_app, request
 from sqlalchemy.orm import Session
@@ -123,10 +122,3 @@ class AppApiForwarder:
         )
         kept = {k: v for k, v in response.headers.items() if k.lower() in REPLY_HEADERS}
         return ApiReply(response.status_code, kept, response.get_data())
-
-
-def app_forwarder(config: dict[str, Any]) -> AppApiForwarder:
-    """A forwarder over a Flask app built from the worker's own config."""
-    from brokerage.platform.app import create_app
-
-    return AppApiForwarder(create_app(dict(config)))

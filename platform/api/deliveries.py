@@ -10,31 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy.orm import Query, Session
+from sqlalchemy.orm import Session
 
 from brokerage.core.errors import BadRequestError, NotFoundError
 from brokerage.platform import pushes, repositories
 from brokerage.platform.api.auth import authenticate
-from brokerage.platform.api.pushes import enqueue_new, runtime
+from brokerage.platform.api.support import page
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import queue as delivery_queue
 from brokerage.platform.deliveries.states import DeliveryStatus, move
 from brokerage.platform.models import Delivery, DeliveryAttempt, Repository, Service
+from brokerage.platform.runtime import current_runtime
 from brokerage.platform.services import get_service
 
 bp = Blueprint("deliveries_api", __name__, url_prefix="/1.0/repositories/<account>/<repo_slug>")
-
-MAX_PAGELEN = 100
-
-
-def page(query: Query[Any]) -> list[Any]:
-    """One page of ``query`` as ``?page=&pagelen=`` ask."""
-    try:
-        number = max(1, int(request.args.get("page", 1)))
-        size = min(MAX_PAGELEN, max(1, int(request.args.get("pagelen", 50))))
-    except ValueError as exc:
-        raise BadRequestError("page and pagelen must be whole numbers") from exc
-    return list(query.offset((number - 1) * size).limit(size))
 
 
 def _repo(account: str, repo_slug: str) -> Repository:
@@ -130,14 +119,16 @@ def start_redelivery(session: Session, delivery: Delivery) -> None:
     delivery.finished_at = None
     delivery.next_attempt_at = None
     session.commit()
-    delivery_queue.enqueue(runtime(), delivery.id, delivery.attempts + 1)
+    delivery_queue.enqueue(current_runtime(), delivery.id, delivery.attempts + 1)
 
 
 def queue_test_push(session: Session, service: Service, username: str) -> Delivery:
     """Store a sample push (seed 001's shape) for one service and queue it; commits."""
-    delivery = pushes.send_test_push(session, service, runtime().config["CANON_URL"], username)
+    delivery = pushes.send_test_push(
+        session, service, current_runtime().config["CANON_URL"], username
+    )
     session.commit()
-    enqueue_new(runtime(), [delivery])
+    delivery_queue.enqueue_new(current_runtime(), [delivery])
     return delivery
 
 

@@ -11,29 +11,24 @@ import logging
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import contains_eager
-from sqlalchemy.orm.attributes import set_committed_value
 
 from brokerage.core.accounts import User
 from brokerage.core.errors import AuthenticationError, BadRequestError, NotFoundError
 from brokerage.platform import accounts, pushes, repositories
 from brokerage.platform.api.auth import authenticate
+from brokerage.platform.api.support import page
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import queue as delivery_queue
 from brokerage.platform.deliveries.states import DeliveryStatus
-from brokerage.platform.models import Delivery, Push, Repository
+from brokerage.platform.models import Push, Repository
 from brokerage.platform.pushes import shown
-from brokerage.platform.runtime import Runtime
+from brokerage.platform.runtime import current_runtime
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("pushes_api", __name__, url_prefix="/1.0/repositories/<account>/<repo_slug>")
-
-
-def runtime() -> Runtime:
-    found: Runtime = current_app.extensions["brokerage.runtime"]
-    return found
 
 
 _PUSHED_REPOSITORY = (
@@ -58,40 +53,6 @@ def _pushing_repository(account: str, repo_slug: str) -> Repository:
     return repo
 
 
-def enqueue_stored(rt: Runtime, delivery_ids: list[str]) -> bool:
-    """Enqueue the first attempt of each delivery, stored ``queued`` and committed; False if
-    Redis could not be reached, after marking them ``pending`` (not on the queue: the sweeper
-    enqueues them once Redis is back).
-
-    Deliveries are born ``queued`` so that the common case costs no second transaction. One
-    whose job never reaches Redis although this process meant to put it there (it died
-    between the commit and the enqueue) is still found: the sweeper re-enqueues a ``queued``
-    delivery that Redis holds no live job for, as it does when Redis loses a job."""
-    if not delivery_ids or delivery_queue.enqueue_first_attempts(rt, delivery_ids):
-        return True
-    with rt.sessions() as session:
-        session.execute(
-            update(Delivery)
-            .where(
-                Delivery.id.in_(delivery_ids),
-                Delivery.status == str(DeliveryStatus.QUEUED),
-                Delivery.attempts == 0,
-            )
-            .values(status=str(DeliveryStatus.PENDING))
-        )
-        session.commit()
-    return False
-
-
-def enqueue_new(rt: Runtime, deliveries: list[Delivery]) -> None:
-    """Enqueue the first attempt of new deliveries (``pushes.create_deliveries``, committed);
-    those that could not reach Redis are marked ``pending``, here too."""
-    if not enqueue_stored(rt, [d.id for d in deliveries]):
-        for delivery in deliveries:
-            if delivery.status == DeliveryStatus.QUEUED and delivery.attempts == 0:
-                set_committed_value(delivery, "status", str(DeliveryStatus.PENDING))
-
-
 @bp.post("/pushes", strict_slashes=False)
 def receive_push(account: str, repo_slug: str) -> Any:
     repo = _pushing_repository(account, repo_slug)
@@ -107,7 +68,7 @@ def receive_push(account: str, repo_slug: str) -> Any:
     answer = stored.shown
     if stored.created:
         session.commit()
-        if not enqueue_stored(runtime(), stored.delivery_ids):
+        if not delivery_queue.enqueue_stored(current_runtime(), stored.delivery_ids):
             for delivery in answer["deliveries"]:
                 delivery["status"] = str(DeliveryStatus.PENDING)
     response = jsonify(answer)
@@ -117,8 +78,6 @@ def receive_push(account: str, repo_slug: str) -> Any:
 
 @bp.get("/pushes", strict_slashes=False)
 def list_pushes(account: str, repo_slug: str) -> Any:
-    from brokerage.platform.api.deliveries import page
-
     repo = repositories.get_administered(get_session(), authenticate(), account, repo_slug)
     query = get_session().query(Push).filter(Push.repository_id == repo.id).order_by(Push.id.desc())
     return jsonify([shown(p) for p in page(query)])
@@ -139,8 +98,7 @@ def issue_push_token(account: str, repo_slug: str) -> Any:
     """A new push token for the repository's hook (the old one stops working)."""
     session = get_session()
     repo = repositories.get_administered(session, authenticate(), account, repo_slug)
-    secret = accounts.new_secret()
-    repo.push_token_hash = accounts.hash_secret(secret)
+    secret = repositories.issue_push_token(repo)
     session.commit()
     response = jsonify({"repository": repo.full_name, "token": secret})
     response.status_code = 201

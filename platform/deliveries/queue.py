@@ -15,7 +15,11 @@ from typing import Any
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job, JobStatus
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 
+from brokerage.platform.deliveries.states import DeliveryStatus
+from brokerage.platform.models import Delivery
 from brokerage.platform.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -105,3 +109,37 @@ def repoint_moved_jobs(runtime: Runtime) -> int:
             job.save()
             moved += 1
     return moved
+
+
+def enqueue_stored(rt: Runtime, delivery_ids: list[str]) -> bool:
+    """Enqueue the first attempt of each delivery, stored ``queued`` and committed; False if
+    Redis could not be reached, after marking them ``pending`` (not on the queue: the sweeper
+    enqueues them once Redis is back).
+
+    Deliveries are born ``queued`` so that the common case costs no second transaction. One
+    whose job never reaches Redis although this process meant to put it there (it died
+    between the commit and the enqueue) is still found: the sweeper re-enqueues a ``queued``
+    delivery that Redis holds no live job for, as it does when Redis loses a job."""
+    if not delivery_ids or enqueue_first_attempts(rt, delivery_ids):
+        return True
+    with rt.sessions() as session:
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(delivery_ids),
+                Delivery.status == str(DeliveryStatus.QUEUED),
+                Delivery.attempts == 0,
+            )
+            .values(status=str(DeliveryStatus.PENDING))
+        )
+        session.commit()
+    return False
+
+
+def enqueue_new(rt: Runtime, deliveries: list[Delivery]) -> None:
+    """Enqueue the first attempt of new deliveries (``pushes.create_deliveries``, committed);
+    those that could not reach Redis are marked ``pending``, here too."""
+    if not enqueue_stored(rt, [d.id for d in deliveries]):
+        for delivery in deliveries:
+            if delivery.status == DeliveryStatus.QUEUED and delivery.attempts == 0:
+                set_committed_value(delivery, "status", str(DeliveryStatus.PENDING))

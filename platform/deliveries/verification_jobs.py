@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
+from brokerage.platform.deliveries import jobs as delivery_tasks
 from brokerage.platform.errors import PlatformError
 from brokerage.platform.runtime import Runtime
 from brokerage.submissions.artifacts import ArtifactStore, store_from_config
@@ -49,8 +50,6 @@ def context_for(runtime: Runtime) -> Context:
 def _current() -> Context:
     if _context is not None:
         return _context
-    from brokerage.platform.deliveries import jobs as delivery_tasks
-
     dispatcher = getattr(delivery_tasks, "_dispatcher", None)
     if dispatcher is None:
         raise PlatformError("no verification context: start workers with `brokerage worker`")

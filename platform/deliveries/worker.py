@@ -18,6 +18,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from brokerage.platform.api import broker_access as api_access
+from brokerage.platform.app import create_app
 from brokerage.platform.deliveries import jobs as tasks
 from brokerage.platform.deliveries import sandbox_stats, sweeper
 from brokerage.platform.deliveries import verification_jobs as verification_tasks
@@ -43,7 +44,7 @@ def limits_from_config(config: dict[str, Any]) -> Limits:
 @contextmanager
 def dispatcher(runtime: Runtime, name: str) -> Iterator[Dispatcher]:
     """A dispatcher with its own gateway and sandbox backend, closed on exit."""
-    forwarder = api_access.app_forwarder(runtime.config)
+    forwarder = api_access.AppApiForwarder(create_app(dict(runtime.config)))
     gateway = Gateway(GatewayConfig.from_app_config(runtime.config, api_forwarder=forwarder))
     sandbox = backend_from_config(runtime.config, egress=gateway)
     try:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from brokerage.platform.hooks.errors import HookConfigError, HookInstallError, ScmCommandError
 from brokerage.platform.hooks.scm import Scm, git, hg, run
-from brokerage.platform.hooks.spool import SPOOL_DIR_NAME, Spool
 
 SEND_TIMEOUT_SECONDS = 5.0
 """seconds one POST may take (connect + response) before the push is spooled instead."""
@@ -31,10 +30,6 @@ class Repository:
     @property
     def control_dir(self) -> Path:
         return self.root if self.scm is Scm.GIT else self.root / ".hg"
-
-    @property
-    def spool(self) -> Spool:
-        return Spool(self.control_dir / SPOOL_DIR_NAME)
 
 
 @dataclass(frozen=True)

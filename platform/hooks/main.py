@@ -23,7 +23,7 @@ from brokerage.platform.hooks.git import collect_git_push, parse_post_receive
 from brokerage.platform.hooks.hg import HG_SKIPPED_SOURCES, collect_hg_push
 from brokerage.platform.hooks.push import Push
 from brokerage.platform.hooks.scm import Scm, git
-from brokerage.platform.hooks.spool import FlushReport, flush
+from brokerage.platform.hooks.spool import FlushReport, flush, spool_of
 
 HOOK_MARKER = "brokerage-hook"
 """A hook file (or hgrc include) containing this string was written by us and may be replaced."""
@@ -109,10 +109,10 @@ def handle_push(
     push = collect(config.patches if config else True)
     if push.is_empty():
         return None
-    repo.spool.add(push.body())
+    spool_of(repo).add(push.body())
     if config is None:
         return None
-    return flush(config, repo.spool, out=out)
+    return flush(config, spool_of(repo), out=out)
 
 
 def run_git_post_receive(stdin: IO[bytes], out: IO[str] = sys.stderr) -> int:
@@ -149,8 +149,8 @@ def flush_repository(
     """``brokerage hook flush``: resend what the repository has spooled."""
     repo = open_repository(path)
     if include_rejected:
-        repo.spool.requeue_rejected()
-    return flush(read_config(repo), repo.spool, budget=float("inf"), out=out)
+        spool_of(repo).requeue_rejected()
+    return flush(read_config(repo), spool_of(repo), budget=float("inf"), out=out)
 
 
 def _parser() -> argparse.ArgumentParser:

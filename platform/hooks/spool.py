@@ -16,10 +16,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-if TYPE_CHECKING:
-    from brokerage.platform.hooks.config import HookConfig
+from brokerage.platform.hooks.config import HookConfig, Repository
 
 FLUSH_BUDGET_SECONDS = 20.0
 """seconds one hook run spends resending spooled pushes; the rest wait for the next run."""
@@ -234,3 +233,8 @@ def _send_spooled(
         return True
     print(f"brokerage: {result.detail}", file=out)
     return False
+
+
+def spool_of(repo: Repository) -> Spool:
+    """The spool of a server-side repository (in its git directory, or ``.hg``)."""
+    return Spool(repo.control_dir / SPOOL_DIR_NAME)
