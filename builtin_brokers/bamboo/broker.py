@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import requests
 from brokerage_sdk import (
+    REFUSED_HEADER,
     BaseBroker,
     ConfigurationError,
     TransientError,
@@ -27,8 +28,6 @@ from brokerage_sdk import (
     redact_url,
 )
 
-REFUSED_HEADER = "X-Brokerage-Refused"
-"""set by the egress gateway on its own refusals"""
 PLAN_KEY = re.compile(r"^[A-Z][A-Z0-9]*-[A-Z0-9]+(-[A-Z0-9]+)?$")
 """PROJECT-PLAN, or PROJECT-PLAN-JOB / a plan branch's PROJECT-PLAN12"""
 XSRF_HEADER = "X-Atlassian-Token"

@@ -24,6 +24,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
 from brokerage_sdk import (
+    REFUSED_HEADER,
     BaseBroker,
     ConfigurationError,
     TransientError,
@@ -32,8 +33,6 @@ from brokerage_sdk import (
     redact_url,
 )
 
-REFUSED_HEADER = "X-Brokerage-Refused"
-"""set by the egress gateway on its own refusals"""
 CRUMB_PATH = "/crumbIssuer/api/json"
 
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 from brokerage_sdk import (
+    REFUSED_HEADER,
     BaseBroker,
     ConfigurationError,
     TransientError,
@@ -33,8 +34,6 @@ from brokerage_sdk import (
 
 API_ROOT = "https://www.pivotaltracker.com/services/v5"
 """Tracker's REST API, version 5 (the "API URL" field's default)"""
-REFUSED_HEADER = "X-Brokerage-Refused"
-"""set by the egress gateway on its own refusals"""
 STORY_REFERENCE = re.compile(r"\[[^\[\]]*#(\d+)[^\[\]]*\]")
 """square brackets that hold at least one ``#<story id>``"""
 STORY_ID = re.compile(r"#(\d+)")

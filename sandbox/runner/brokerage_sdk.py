@@ -30,6 +30,7 @@ import json
 from typing import Any, TextIO
 
 __all__ = [
+    "REFUSED_HEADER",
     "BaseBroker",
     "BrokerError",
     "ChatCommit",
@@ -151,6 +152,7 @@ from sdk_commitmail import body as commit_mail_body  # noqa: E402
 from sdk_commitmail import recipients as mail_recipients  # noqa: E402
 from sdk_commitmail import subject as commit_mail_subject  # noqa: E402
 from sdk_http import (  # noqa: E402
+    REFUSED_HEADER,
     GatewaySession,
     delivery_headers,
     gateway_session,
