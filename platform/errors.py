@@ -8,7 +8,9 @@
         ├── encryption.FieldDecryptionError
         └── hooks.errors.HookError ...
 
-API errors (``ApiError`` and its HTTP-status subclasses) are in ``brokerage.core.errors``.
+API errors (``ApiError`` and its HTTP-status subclasses) are in ``brokerage.core.errors``;
+the web pages add ``web.support.CsrfError`` (an ``ApiError``, 403: a form posted without
+its session's CSRF token).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ import json
 import click
 
 from brokerage.submissions.cli import echo_report, token_option, url_option
-from brokerage.submissions.client import ApiCallError, ApiClient
-from brokerage.submissions.errors import SubmissionError
+from brokerage.submissions.client import ApiClient
+from brokerage.submissions.errors import ApiCallError, SubmissionError
 
 
 def _client(url: str, token: str) -> ApiClient:

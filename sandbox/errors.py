@@ -5,6 +5,7 @@
         ├── BackendUnavailableError  no sandbox backend works on this host (never run unsandboxed)
         ├── ImageError               the runtime image or rootfs is missing or failed to build
         └── ProtocolError            the runner's frames were missing or malformed
+            └── SandboxTimeoutError  the runner did not answer in time (the sandbox is killed)
 
 A broker misbehaving is never an error here: it is a :class:`RunResult` status.
 """
@@ -28,3 +29,7 @@ class ImageError(SandboxError):
 
 class ProtocolError(SandboxError):
     """The runner's output was not the frames the protocol expects."""
+
+
+class SandboxTimeoutError(ProtocolError):
+    """The runner did not answer in time; the sandbox must be killed."""

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from brokerage.sandbox import protocol
-from brokerage.sandbox.errors import ProtocolError, SandboxError
+from brokerage.sandbox.errors import ProtocolError, SandboxError, SandboxTimeoutError
 from brokerage.sandbox.interface import (
     BrokerBundle,
     EgressChannel,
@@ -24,7 +24,7 @@ from brokerage.sandbox.interface import (
     RunResult,
     RunStatus,
 )
-from brokerage.sandbox.session import RunnerSession, SandboxTimeoutError
+from brokerage.sandbox.session import RunnerSession
 
 
 class Mode(StrEnum):

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from brokerage.sandbox import protocol
-from brokerage.sandbox.errors import ProtocolError
+from brokerage.sandbox.errors import ProtocolError, SandboxTimeoutError
 from brokerage.sandbox.interface import BrokerBundle, Limits, RunResult
 from brokerage.sandbox.runner import frames
 
@@ -27,10 +27,6 @@ LOAD_TIMEOUT_SECONDS = 30.0
 """seconds a fresh runner may take to load a broker and say ready"""
 DIAGNOSTIC_BYTES = 16 * 1024
 """bytes of the runner's own stderr kept for error messages"""
-
-
-class SandboxTimeoutError(ProtocolError):
-    """The runner did not answer in time; the sandbox must be killed."""
 
 
 class Stream(Protocol):

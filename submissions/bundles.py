@@ -14,15 +14,11 @@ from pathlib import Path
 from brokerage.sandbox.interface import BrokerBundle
 from brokerage.submissions.artifacts import ArtifactStore, store_from_config
 from brokerage.submissions.builtins import BUILTIN_DIR
-from brokerage.submissions.errors import SubmissionError
+from brokerage.submissions.errors import BundleMissingError, SubmissionError
 from brokerage.submissions.models import BrokerVersion
 from brokerage.submissions.package import read_archive
 
 LEFT_OUT = ("tests", "fixtures", "__pycache__")
-
-
-class BundleMissingError(SubmissionError):
-    """The files of a broker version cannot be found."""
 
 
 def folder_files(folder: Path) -> dict[str, bytes]:

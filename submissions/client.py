@@ -8,21 +8,10 @@ from typing import Any
 
 import requests
 
-from brokerage.submissions.errors import SubmissionError
+from brokerage.submissions.errors import ApiCallError
 
 TIMEOUT_SECONDS = 60.0
 """seconds one API call may take"""
-
-
-class ApiCallError(SubmissionError):
-    """The platform answered with an error (its message and problems), or could not be reached."""
-
-    def __init__(self, status: int | None, message: str, problems: list[str] | None = None) -> None:
-        self.status = status
-        self.problems = problems or []
-        lines = "".join(f"\n  {p}" for p in self.problems)
-        prefix = f"HTTP {status}: " if status else ""
-        super().__init__(f"{prefix}{message}{lines}")
 
 
 @dataclass

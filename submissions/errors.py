@@ -17,8 +17,12 @@
         │                      a withdrawn or decided submission)
         ├── NotAllowedError    the caller may not make this move (a vendor deciding on a
         │                      submission, anyone reviewing their own, another vendor withdrawing)
-        └── ArtifactError      the artifact store has no such artifact, or its bytes do not match
-                               their digest
+        ├── ArtifactError      the artifact store has no such artifact, or its bytes do not match
+        │                      their digest
+        ├── BundleMissingError the files of a broker version cannot be found (built-in folder or
+        │                      artifact gone)
+        └── ApiCallError       the CLI's call to the platform API failed: the platform's error
+                               (message and problems), or no answer
 """
 
 from __future__ import annotations
@@ -93,3 +97,18 @@ class NotAllowedError(SubmissionError):
 
 class ArtifactError(SubmissionError):
     """Raised when a stored artifact is missing or corrupt."""
+
+
+class ApiCallError(SubmissionError):
+    """The platform answered with an error (its message and problems), or could not be reached."""
+
+    def __init__(self, status: int | None, message: str, problems: list[str] | None = None) -> None:
+        self.status = status
+        self.problems = problems or []
+        lines = "".join(f"\n  {p}" for p in self.problems)
+        prefix = f"HTTP {status}: " if status else ""
+        super().__init__(f"{prefix}{message}{lines}")
+
+
+class BundleMissingError(SubmissionError):
+    """The files of a broker version cannot be found."""
