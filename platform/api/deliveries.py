@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from brokerage.core.errors import BadRequestError, NotFoundError
 from brokerage.platform import pushes, repositories
 from brokerage.platform.api.auth import authenticate
-from brokerage.platform.api.support import page
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import queue as delivery_queue
 from brokerage.platform.deliveries.states import DeliveryStatus, move
 from brokerage.platform.models import Delivery, DeliveryAttempt, Repository, Service
+from brokerage.platform.paging import page
 from brokerage.platform.runtime import current_runtime
 from brokerage.platform.services import get_service
 

@@ -18,11 +18,11 @@ from brokerage.core.accounts import User
 from brokerage.core.errors import AuthenticationError, BadRequestError, NotFoundError
 from brokerage.platform import accounts, pushes, repositories
 from brokerage.platform.api.auth import authenticate
-from brokerage.platform.api.support import page
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import queue as delivery_queue
 from brokerage.platform.deliveries.states import DeliveryStatus
 from brokerage.platform.models import Push, Repository
+from brokerage.platform.paging import page
 from brokerage.platform.pushes import shown
 from brokerage.platform.runtime import current_runtime
 

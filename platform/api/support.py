@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import current_app, request
-from sqlalchemy.orm import Query
 from werkzeug.datastructures import MultiDict
 
 from brokerage.core.errors import BadRequestError
@@ -56,16 +53,3 @@ def flag(params: dict[str, object], name: str, default: bool) -> bool:
     if text in ("false", "0", "no", "off", ""):
         return False
     raise BadRequestError(f"{name}: expected true or false, got {value!r}")
-
-
-MAX_PAGELEN = 100
-
-
-def page(query: Query[Any]) -> list[Any]:
-    """One page of ``query`` as ``?page=&pagelen=`` ask."""
-    try:
-        number = max(1, int(request.args.get("page", 1)))
-        size = min(MAX_PAGELEN, max(1, int(request.args.get("pagelen", 50))))
-    except ValueError as exc:
-        raise BadRequestError("page and pagelen must be whole numbers") from exc
-    return list(query.offset((number - 1) * size).limit(size))

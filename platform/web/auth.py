@@ -10,10 +10,10 @@ from flask.blueprints import BlueprintSetupState
 
 from brokerage.platform import accounts, repositories
 from brokerage.platform.db import get_session
+from brokerage.platform.paging import paginate_list
 from brokerage.platform.web.support import (
     back,
     current_user,
-    paginate_list,
     safe_next,
     sign_in,
     sign_out,

@@ -19,7 +19,8 @@ from brokerage.platform.api.deliveries import delivery_shown, find_delivery, sta
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries.states import DeliveryStatus
 from brokerage.platform.models import Delivery, Repository
-from brokerage.platform.web.support import back, paginate, signed_in, web_blueprint
+from brokerage.platform.paging import paginate
+from brokerage.platform.web.support import back, signed_in, web_blueprint
 
 bp = web_blueprint("web_deliveries", __name__, url_prefix="/repos/<account>/<repo_slug>")
 

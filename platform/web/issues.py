@@ -17,8 +17,9 @@ from brokerage.core.errors import NotFoundError
 from brokerage.platform.db import get_session
 from brokerage.platform.issues import tracker
 from brokerage.platform.models import Repository
+from brokerage.platform.paging import paginate
 from brokerage.platform.repositories import can_administer, find_repository
-from brokerage.platform.web.support import paginate, signed_in, web_blueprint
+from brokerage.platform.web.support import signed_in, web_blueprint
 
 bp = web_blueprint("web_issues", __name__, url_prefix="/repos/<account>/<repo_slug>")
 

@@ -17,8 +17,9 @@ from brokerage.platform import metrics
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries.states import DeliveryStatus
 from brokerage.platform.models import Delivery
+from brokerage.platform.paging import paginate
 from brokerage.platform.web.deliveries import delivery_row
-from brokerage.platform.web.support import paginate, runtime, web_blueprint, with_role
+from brokerage.platform.web.support import runtime, web_blueprint, with_role
 from brokerage.sandbox.backends import pool_policy
 
 bp = web_blueprint("web_ops", __name__, url_prefix="/ops")

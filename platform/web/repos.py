@@ -23,8 +23,9 @@ from brokerage.platform.api.deliveries import queue_test_push, set_enabled
 from brokerage.platform.api.support import cipher
 from brokerage.platform.db import get_session
 from brokerage.platform.models import Delivery, Repository, Service
+from brokerage.platform.paging import paginate
 from brokerage.platform.web.deliveries import delivery_row
-from brokerage.platform.web.support import back, paginate, signed_in, web_blueprint
+from brokerage.platform.web.support import back, signed_in, web_blueprint
 from brokerage.submissions.models import BrokerVersion
 
 bp = web_blueprint("web_repos", __name__, url_prefix="/repos/<account>/<repo_slug>")

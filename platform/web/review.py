@@ -25,7 +25,8 @@ from brokerage.platform import upgrades
 from brokerage.platform.api.submissions import DECISIONS, STATUS, visible_version
 from brokerage.platform.api.support import cipher
 from brokerage.platform.db import get_session
-from brokerage.platform.web.support import back, paginate_list, web_blueprint, with_role
+from brokerage.platform.paging import paginate_list
+from brokerage.platform.web.support import back, web_blueprint, with_role
 from brokerage.platform.web.vendor import submission_context, submission_error_page
 from brokerage.submissions import review
 from brokerage.submissions.artifacts import store_from_config

@@ -16,30 +16,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-from sqlalchemy.sql import Select
 from werkzeug.wrappers import Response
 
 from brokerage.core.accounts import Role, User
-from brokerage.core.errors import ApiError, AuthenticationError, BadRequestError, ForbiddenError
+from brokerage.core.errors import ApiError, AuthenticationError, ForbiddenError
 from brokerage.platform.db import get_session
 from brokerage.platform.runtime import Runtime
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-PAGE_SIZE = 25
-"""rows per page of a long list"""
-MAX_PAGE_SIZE = 100
-"""rows per page at most, whatever ``?pagelen`` asks"""
 
 
 class CsrfError(ApiError):
@@ -183,52 +173,3 @@ def safe_next(target: str | None) -> str:
 
 def back(endpoint: str, **values: Any) -> Response:
     return redirect(url_for(endpoint, **values), code=303)
-
-
-# -- pagination ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a list, with what the pager needs."""
-
-    items: list[Any]
-    number: int
-    size: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.size))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.number < self.pages
-
-
-def page_args() -> tuple[int, int]:
-    """``?page=`` and ``?pagelen=`` (BadRequestError when not whole numbers)."""
-    try:
-        number = max(1, int(request.args.get("page", 1)))
-        size = min(MAX_PAGE_SIZE, max(1, int(request.args.get("pagelen", PAGE_SIZE))))
-    except ValueError as exc:
-        raise BadRequestError("page and pagelen must be whole numbers") from exc
-    return number, size
-
-
-def paginate(db: Session, stmt: Select[Any], transform: Callable[[Any], Any] = lambda x: x) -> Page:
-    """The requested page of ``stmt`` (already ordered)."""
-    number, size = page_args()
-    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    rows = db.scalars(stmt.offset((number - 1) * size).limit(size)).all()
-    return Page([transform(r) for r in rows], number, size, total)
-
-
-def paginate_list(items: list[Any]) -> Page:
-    """The requested page of an already loaded list."""
-    number, size = page_args()
-    return Page(items[(number - 1) * size : number * size], number, size, len(items))

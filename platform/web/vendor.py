@@ -17,9 +17,9 @@ from brokerage.core.accounts import Role
 from brokerage.platform.api.submissions import STATUS, describe, visible_version
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import verification_jobs as tasks
+from brokerage.platform.paging import paginate
 from brokerage.platform.web.support import (
     back,
-    paginate,
     runtime,
     signed_in,
     web_blueprint,
