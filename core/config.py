@@ -29,6 +29,16 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_PORT": 25,
     "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,  # bytes: the largest request body (a push) accepted
     "CANON_URL": "http://127.0.0.1:5000",
+    # egress rate limits, per worker process: requests/s and burst per destination (host:port),
+    # per service and per repository; a request over one waits up to EGRESS_LIMIT_WAIT seconds,
+    # beyond that its delivery is deferred (re-queued, never a failed attempt)
+    "EGRESS_DESTINATION_RATE": 200.0,
+    "EGRESS_DESTINATION_BURST": 400,
+    "EGRESS_SERVICE_RATE": 50.0,
+    "EGRESS_SERVICE_BURST": 200,
+    "EGRESS_REPOSITORY_RATE": 100.0,
+    "EGRESS_REPOSITORY_BURST": 500,
+    "EGRESS_LIMIT_WAIT": 2.0,
 }
 
 

@@ -11,6 +11,9 @@ lost when a process restarts:
 - ``brokerage_workers``                            gauge: RQ workers alive
 - ``brokerage_gateway_refusals_total{reason}``     counter: egress requests the gateway refused
 - ``brokerage_redis_up``                           gauge: 1 when Redis answered this scrape
+- ``brokerage_egress_limit_rate{kind}``, ``brokerage_egress_limit_burst{kind}``, and
+  ``brokerage_egress_limit_wait_seconds``          gauges: the egress rate limits in force
+  (per worker) by kind of key, and the longest a request waits for one
 - ``brokerage_sandbox_*{worker}``                  every worker's warm sandbox pool, which
   each worker publishes to Redis (:mod:`brokerage.platform.deliveries.sandbox_stats`)
 
@@ -51,6 +54,7 @@ from brokerage.platform.deliveries import sandbox_stats
 from brokerage.platform.deliveries.states import DeliveryStatus
 from brokerage.platform.models import Delivery, DeliveryAttempt
 from brokerage.platform.runtime import Runtime
+from brokerage.sandbox.egress.limits import KINDS as LIMIT_KINDS
 
 bp = Blueprint("metrics", __name__)
 
@@ -143,6 +147,7 @@ class PlatformCollector:
             yield self._deliveries(session)
             yield self._durations(session)
             yield self._refusals(session)
+        yield from self._limits()
         yield from self._queue()
 
     @staticmethod
@@ -174,6 +179,26 @@ class PlatformCollector:
         for reason, n in sorted(gateway_refusals(session).items()):
             counter.add_metric([reason], n)
         return counter
+
+    def _limits(self) -> Iterator[Metric]:
+        config = self.runtime.config
+        for part, help_text in (
+            ("rate", "Egress requests a second allowed per key of each kind, per worker."),
+            ("burst", "Egress requests allowed at once per key of each kind, per worker."),
+        ):
+            gauge = GaugeMetricFamily(f"brokerage_egress_limit_{part}", help_text, labels=["kind"])
+            for kind in LIMIT_KINDS:
+                value = config.get(f"EGRESS_{kind.upper()}_{part.upper()}")
+                if value is not None:
+                    gauge.add_metric([kind], float(value))
+            yield gauge
+        wait = config.get("EGRESS_LIMIT_WAIT")
+        if wait is not None:
+            yield GaugeMetricFamily(
+                "brokerage_egress_limit_wait_seconds",
+                "Longest an egress request waits for a rate limit before its delivery is deferred.",
+                value=float(wait),
+            )
 
     def _queue(self) -> Iterator[Metric]:
         stats = queue_stats(self.runtime)

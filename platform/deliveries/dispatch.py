@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,7 +17,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import joinedload
 
 from brokerage.core.tables import utcnow
@@ -57,6 +58,22 @@ class Outcome(StrEnum):
     CONFIGURATION = "configuration"  # the service's fields are wrong: do not retry
     BROKEN = "broken"  # the broker misbehaved in a way a retry repeats: do not retry
     SKIPPED = "skipped"
+    DEFERRED = "deferred"  # the platform's own rate limits held it back: run again later,
+    # not a failed attempt (no retry used, nothing counted towards auto-disable)
+
+
+DEFER_MIN_SECONDS = 0.5
+"""shortest delay before a deferred delivery runs again"""
+DEFER_JITTER = 0.2
+"""fraction added at random to a deferral's delay, so deferred deliveries do not return at once"""
+
+
+def deferral(result: RunResult) -> float | None:
+    """Seconds to wait when the gateway's rate limits refused a request of this run (the
+    longest ``retry_after`` of its log); None when none did."""
+    waits = [float(entry.get("retry_after") or 0) for entry in result.requests
+             if entry.get("refused") == "rate_limited"]  # fmt: skip
+    return max(waits) if waits else None
 
 
 def classify(result: RunResult) -> Outcome:
@@ -89,6 +106,7 @@ class Work:
     patches: dict[str, str] | None
     version: BrokerVersion
     service: ServiceState | None
+    repository_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -98,13 +116,16 @@ class Verdict:
     outcome: Outcome
     message: str
     result: RunResult | None = None
+    wait: float = 0.0
+    """DEFERRED: the seconds the gateway said to wait"""
 
 
 PUSHES, SERVICES = Push.__table__, Service.__table__
 _LOAD = (
     select(
-        DELIVERIES.c.broker_version_id, PUSHES.c.payload, PUSHES.c.patches, SERVICES.c.id,
-        SERVICES.c.enabled, SERVICES.c.config_ciphertext, SERVICES.c.branches,
+        DELIVERIES.c.broker_version_id, DELIVERIES.c.repository_id, PUSHES.c.payload,
+        PUSHES.c.patches, SERVICES.c.id, SERVICES.c.enabled, SERVICES.c.config_ciphertext,
+        SERVICES.c.branches,
     )
     .select_from(
         DELIVERIES.join(PUSHES, PUSHES.c.id == DELIVERIES.c.push_id)
@@ -117,6 +138,10 @@ _SETTLE_DELIVERY = update(DELIVERIES).where(
     DELIVERIES.c.id == bindparam("delivery_id"),
     DELIVERIES.c.attempts == bindparam("number"),
     DELIVERIES.c.status == str(DeliveryStatus.RUNNING),
+)
+_DEFERRED_ATTEMPTS = select(func.count()).where(
+    ATTEMPTS.c.delivery_id == bindparam("delivery_id"),
+    ATTEMPTS.c.outcome == str(Outcome.DEFERRED),
 )
 _RESET_FAILURES = (
     update(SERVICES)
@@ -178,7 +203,7 @@ class Dispatcher:
         if row.id is not None:  # the service still exists
             service = ServiceState(row.id, row.enabled, row.config_ciphertext, row.branches)
         return Work(delivery_id, claimed, row.payload, row.patches,
-                    self._version(row.broker_version_id), service)  # fmt: skip
+                    self._version(row.broker_version_id), service, row.repository_id)  # fmt: skip
 
     def _version(self, version_id: int) -> BrokerVersion:
         if version_id not in self.versions:
@@ -202,12 +227,21 @@ class Dispatcher:
             return Verdict(Outcome.CONFIGURATION, message)
         result = self._run_sandboxed(work, values)
         result = scrub(result, secrets_of(work.version.fields, values))
-        return Verdict(classify(result), _message(result), result)
+        outcome, wait = classify(result), deferral(result)
+        if outcome is not Outcome.SUCCEEDED and wait is not None:
+            return Verdict(Outcome.DEFERRED, f"deferred by the platform's rate limits: "
+                           f"runs again in {max(wait, DEFER_MIN_SECONDS):.1f}s", result,
+                           wait)  # fmt: skip
+        return Verdict(outcome, _message(result), result)
 
     def _run_sandboxed(self, work: Work, values: dict[str, Any]) -> RunResult:
         if self.gateway is not None:
             urls = _url_values(work.version.fields, values)
             self.gateway.name_hosts(work.delivery_id, hosts_named_by(urls))
+            keys = {"service": str(work.service.id)} if work.service else {}
+            if work.repository_id is not None:
+                keys["repository"] = str(work.repository_id)
+            self.gateway.limit_by(work.delivery_id, keys)
         try:
             bundle = bundles.load(work.version)
             # the trust unit: this service's sandboxes serve no other service
@@ -224,11 +258,14 @@ class Dispatcher:
                     "traceback": "",
                 },
             )
+        finally:
+            if self.gateway is not None:
+                self.gateway.forget(work.delivery_id)
 
     def _settle(self, work: Work, verdict: Verdict) -> float | None:
         """Record the attempt and move the delivery on (one transaction); the seconds until
         the next attempt, or None when there is none."""
-        status, delay = self._next_status(work, verdict.outcome)
+        status, delay = self._next_status(work, verdict)
         check_move(work.delivery_id, DeliveryStatus.RUNNING, status)
         now = utcnow()
         with self.runtime.engine.begin() as conn:
@@ -250,16 +287,28 @@ class Dispatcher:
             self._tell_admins(disabled)
         return delay
 
-    def _next_status(self, work: Work, outcome: Outcome) -> tuple[DeliveryStatus, float | None]:
+    def _next_status(self, work: Work, verdict: Verdict) -> tuple[DeliveryStatus, float | None]:
+        outcome = verdict.outcome
         if outcome is Outcome.SUCCEEDED:
             return DeliveryStatus.SUCCEEDED, None
         if outcome is Outcome.SKIPPED:
             return DeliveryStatus.SKIPPED, None
+        if outcome is Outcome.DEFERRED:  # queued again: no retry used, no failure counted
+            wait = max(verdict.wait, DEFER_MIN_SECONDS)
+            return DeliveryStatus.QUEUED, wait * random.uniform(1, 1 + DEFER_JITTER)
         if outcome is Outcome.TRANSIENT:
-            delay = retry_delay(work.claim.number, self.delays)
+            delay = retry_delay(self._failed_attempts(work), self.delays)
             if delay is not None:
                 return DeliveryStatus.RETRYING, delay
         return DeliveryStatus.FAILED, None
+
+    def _failed_attempts(self, work: Work) -> int:
+        """This attempt's number among the delivery's attempts that were not deferred."""
+        if work.claim.number == 1:
+            return 1
+        with self.runtime.engine.connect() as conn:
+            deferred = conn.execute(_DEFERRED_ATTEMPTS, {"delivery_id": work.delivery_id})
+            return work.claim.number - int(deferred.scalar_one())
 
     def _count(self, conn: Connection, work: Work, verdict: Verdict,
                status: DeliveryStatus) -> int | None:  # fmt: skip
@@ -345,9 +394,12 @@ def scrub(result: RunResult, secrets: list[str]) -> RunResult:
 
 
 class HostNaming(Protocol):
-    """The part of the gateway the dispatcher uses: hosts the admin named, per delivery."""
+    """The part of the gateway the dispatcher uses: hosts the admin named and the keys its
+    rate limits go by (service, repository), per delivery."""
 
     def name_hosts(self, delivery_id: str, hosts: frozenset[str]) -> None: ...
+
+    def limit_by(self, delivery_id: str, keys: dict[str, str]) -> None: ...
 
     def forget(self, delivery_id: str) -> None: ...
 

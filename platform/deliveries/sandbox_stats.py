@@ -10,6 +10,10 @@ dead worker's figures go with it), and the collector reads them all at scrape ti
 - ``brokerage_sandbox_tenants{worker}``                    gauge: services with a bound sandbox
 - ``brokerage_sandbox_bindings_total{worker,source}``      counter: bindings (``blank``, ``cold``)
 - ``brokerage_sandbox_retirements_total{worker,reason}``   counter: sandboxes retired, by reason
+- ``brokerage_egress_limit_waits_total{worker,kind}``      counter: egress requests that waited
+  for a rate limit, by the kind of key that held them (destination, service, repository)
+- ``brokerage_egress_limit_deferrals_total{worker,kind}``  counter: egress requests refused
+  past the longest wait (their deliveries deferred), by kind of key
 
 Counters restart with their worker (Prometheus sees a reset).
 """
@@ -42,7 +46,22 @@ def publish(redis: Redis, worker: str, backend: Any) -> None:
     pool = getattr(backend, "pool", None)
     if pool is None:
         return
-    redis.set(KEY_PREFIX + worker, json.dumps(asdict(pool.stats())), ex=KEY_TTL_SECONDS)
+    figures = {**asdict(pool.stats()), **backend_in_use(backend)}
+    figures.update(egress_limit_figures(backend))
+    redis.set(KEY_PREFIX + worker, json.dumps(figures), ex=KEY_TTL_SECONDS)
+
+
+def egress_limit_figures(backend: Any) -> dict[str, Any]:
+    """The worker's gateway's rate-limit waits and deferrals by kind of key (if it has one)."""
+    limits = getattr(getattr(backend, "egress", None), "limits", None)
+    return {"egress_limits": limits.stats()} if limits is not None else {}
+
+
+def backend_in_use(backend: Any) -> dict[str, str]:
+    """The backend a worker resolved and, for Docker, its OCI runtime (``/ops`` shows them)."""
+    name = str(getattr(backend, "name", "unknown"))
+    return {"backend": name, "runtime": (getattr(backend, "runtime", None) or "runc")
+            if name == "docker" else ""}  # fmt: skip
 
 
 def publish_forever(redis: Redis, worker: str, backend: Any, stop: threading.Event) -> None:
@@ -98,4 +117,15 @@ def collect(redis: Redis) -> Iterator[Metric]:
         for worker, stats in workers.items():
             for value, n in sorted(stats.get(name, {}).items()):
                 counter.add_metric([worker, value], n)
+        yield counter
+    for name, help_text in (
+        ("waits", "Egress requests that waited for a rate limit, by kind of key."),
+        ("deferrals", "Egress requests over a rate limit past the longest wait, by kind of key."),
+    ):
+        counter = CounterMetricFamily(
+            f"brokerage_egress_limit_{name}", help_text, labels=["worker", "kind"]
+        )
+        for worker, stats in workers.items():
+            for kind, n in sorted(stats.get("egress_limits", {}).get(name, {}).items()):
+                counter.add_metric([worker, kind], n)
         yield counter

@@ -31,7 +31,7 @@ class Refusal(StrEnum):
     UNRESOLVABLE = "unresolvable"
     TOO_LARGE = "too_large"  # a per-request size cap
     RUN_CAP = "run_cap"  # a per-run cap (requests, bytes, time, mails)
-    RATE_LIMITED = "rate_limited"  # the per-broker rate limit
+    RATE_LIMITED = "rate_limited"  # over a rate limit for longer than the bounded wait
     NO_RUN = "no_run"  # nothing is running in this sandbox
     RUN_ENDED = "run_ended"  # the run ended while the request was in flight
     NOT_FOUND = "not_found"  # an unknown path on the reserved host

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from brokerage.sandbox.egress.errors import EgressRefusedError, GatewayError, Refusal
+from brokerage.sandbox.egress.limits import KINDS, Limit, RateLimits
 from brokerage.sandbox.egress.mailer import MailConfig, Mailer
 from brokerage.sandbox.egress.policy import EgressPolicy, parse_extra_ranges
 from brokerage.sandbox.egress.proxy import Exchange, shutdown
@@ -90,9 +91,18 @@ class GatewayConfig:
     max_mails_per_run: int = 10
     max_open_connections: int = 16
     """connections one run may have in flight at once"""
-    rate_per_second: float = 20.0
-    """per-broker (name) sustained request rate, across all its sandboxes in this worker"""
-    rate_burst: int = 40
+    destination_rate: float = 200.0
+    """requests a second to one destination (``host:port``), from all runs of this worker"""
+    destination_burst: int = 400
+    service_rate: float = 50.0
+    """requests a second of one service's runs in this worker (the platform names the service)"""
+    service_burst: int = 200
+    repository_rate: float = 100.0
+    """requests a second of one repository's runs in this worker"""
+    repository_burst: int = 500
+    limit_wait_seconds: float = 2.0
+    """longest a request over a limit waits; beyond it the request is refused ``rate_limited``
+    with the seconds to wait, and the platform defers the delivery (not a failed attempt)"""
     mail: MailConfig | None = None
     api_forwarder: ApiForwarder | None = None
     resolver: Resolver = system_resolver
@@ -107,11 +117,26 @@ class GatewayConfig:
             values["extra_ranges"] = tuple(_as_list(config["EGRESS_EXTRA_RANGES"]))
         if config.get("EGRESS_SOCKET_DIR"):
             values["socket_dir"] = str(config["EGRESS_SOCKET_DIR"])
+        for kind in KINDS:
+            for part in ("rate", "burst"):
+                name = f"EGRESS_{kind.upper()}_{part.upper()}"
+                if config.get(name) is not None:
+                    values[f"{kind}_{part}"] = (float if part == "rate" else int)(config[name])
+        if config.get("EGRESS_LIMIT_WAIT") is not None:
+            values["limit_wait_seconds"] = float(config["EGRESS_LIMIT_WAIT"])
         if config.get("SMTP_HOST") and config.get("MAIL_DOMAIN"):
             values["mail"] = MailConfig(
                 str(config["SMTP_HOST"]), int(config.get("SMTP_PORT", 25)), config["MAIL_DOMAIN"]
             )
         return cls(**(values | overrides))
+
+
+def limits_of(config: GatewayConfig) -> dict[str, Limit]:
+    """The rate limit of each kind of key (destination, service, repository)."""
+    return {
+        kind: Limit(getattr(config, f"{kind}_rate"), getattr(config, f"{kind}_burst"))
+        for kind in KINDS
+    }
 
 
 def _as_list(value: Any) -> list[str]:
@@ -127,7 +152,7 @@ class Gateway:
         self.config = config or GatewayConfig()
         self.extra_ranges = parse_extra_ranges(self.config.extra_ranges)
         self.mailer = Mailer(self.config.mail) if self.config.mail else None
-        self.rate = _RateLimiter(self.config.rate_per_second, self.config.rate_burst)
+        self.limits = RateLimits(limits_of(self.config), self.config.limit_wait_seconds)
         self._own_dir = self.config.socket_dir is None
         self.socket_dir = self.config.socket_dir or tempfile.mkdtemp(prefix="brokerage-egress-")
         os.makedirs(self.socket_dir, exist_ok=True)
@@ -135,17 +160,30 @@ class Gateway:
             os.chmod(self.socket_dir, 0o711)
         self._acceptor = _Acceptor()
         self._service_named: dict[str, frozenset[str]] = {}
+        self._limit_keys: dict[str, tuple[tuple[str, str], ...]] = {}
 
     def name_hosts(self, delivery_id: str, hosts: frozenset[str]) -> None:
         """Hosts the repo admin named in the service's URL fields for this delivery: under a
         ``"*"`` manifest they count as named, so operator-opened ranges apply to them."""
         self._service_named[delivery_id] = hosts
 
+    def limit_by(self, delivery_id: str, keys: Mapping[str, str]) -> None:
+        """The keys this delivery's requests are limited by besides their destination:
+        ``{"service": ..., "repository": ...}`` (the platform knows them; the sandbox
+        cannot claim any). Given before the run, like :meth:`name_hosts`."""
+        self._limit_keys[delivery_id] = tuple(
+            (kind, str(keys[kind])) for kind in KINDS if kind in keys
+        )
+
     def forget(self, delivery_id: str) -> None:
         self._service_named.pop(delivery_id, None)
+        self._limit_keys.pop(delivery_id, None)
 
     def service_named(self, delivery_id: str) -> frozenset[str]:
         return self._service_named.get(delivery_id, frozenset())
+
+    def limit_keys(self, delivery_id: str) -> tuple[tuple[str, str], ...]:
+        return self._limit_keys.get(delivery_id, ())
 
     def open_channel(self, bundle: BrokerBundle) -> Channel:
         """A new channel (directory + socket) allowing only ``bundle.egress_hosts``."""
@@ -194,7 +232,11 @@ class Channel:
         with self._lock:
             if self._run is not None:
                 self._run.end()
-            self._run = Run(delivery_id, self.gateway.service_named(delivery_id))
+            self._run = Run(
+                delivery_id,
+                self.gateway.service_named(delivery_id),
+                self.gateway.limit_keys(delivery_id),
+            )
 
     def end_run(self) -> list[dict[str, Any]]:
         """Stop attributing; cut the run's open connections; return its request log."""
@@ -224,9 +266,16 @@ class Channel:
 class Run:
     """One delivery's share of a channel: log, counters, open connections."""
 
-    def __init__(self, delivery_id: str, service_named: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        delivery_id: str,
+        service_named: frozenset[str] = frozenset(),
+        limit_keys: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.delivery_id = delivery_id
         self.service_named = service_named
+        self.limit_keys = limit_keys
+        """(kind, key) pairs besides the destination that this run's requests are limited by"""
         self.started = time.monotonic()
         self.log: list[dict[str, Any]] = []
         self.counts = {"requests": 0, "mails": 0}
@@ -287,25 +336,6 @@ class Run:
         with self._cond:
             self._cond.wait_for(lambda: self._active == 0, timeout=seconds)
             return [dict(entry) for entry in self.log]
-
-
-class _RateLimiter:
-    """Token buckets keyed by broker name."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            tokens, then = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - then) * self.rate)
-            allowed = tokens >= 1.0
-            self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
-            return allowed
 
 
 class _Acceptor:

@@ -14,6 +14,7 @@ import http.client
 import ipaddress
 import json
 import logging
+import math
 import re
 import selectors
 import socket
@@ -305,7 +306,7 @@ class Exchange:
         )  # fmt: skip
 
     def _admit(self) -> None:
-        """Per-run caps and the per-broker rate limit, checked before any work."""
+        """Per-run caps, checked before any work (rate limits: :meth:`_throttle`)."""
         assert self.run is not None
         config = self.config
         self.run.count("requests", config.max_requests_per_run)
@@ -315,15 +316,35 @@ class Exchange:
             )
         if time.monotonic() - self.run.started > config.max_run_seconds:
             raise EgressRefusedError(Refusal.RUN_CAP, f"run older than {config.max_run_seconds}s")
-        if not self.channel.gateway.rate.take(self.channel.bundle.name):
-            raise EgressRefusedError(Refusal.RATE_LIMITED, "broker rate limit reached")
+
+    def _throttle(self, destination: str) -> None:
+        """The rate limits of the destination, and of the run's service and repository: wait
+        (bounded) for a token, or refuse ``rate_limited`` with the seconds to wait, which the
+        platform reads from the log entry to defer the delivery."""
+        assert self.run is not None
+        keys = (("destination", destination), *self.run.limit_keys)
+        verdict = self.channel.gateway.limits.reserve(keys)
+        if verdict.deferred:
+            self.entry["retry_after"] = round(verdict.wait, 3)
+            raise EgressRefusedError(
+                Refusal.RATE_LIMITED,
+                f"{verdict.kind} rate limit ({verdict.key}): retry after {verdict.wait:.2f}s",
+            )
+        if verdict.wait > 0:
+            self.entry["waited"] = round(verdict.wait, 3)
+            time.sleep(verdict.wait)
+            if self.run.ended:
+                raise EgressRefusedError(Refusal.RUN_ENDED, "the run ended while waiting")
 
     # -- answering the client -----------------------------------------------------
 
     def _answer_refusal(self, refusal: EgressRefusedError) -> None:
         body = f"refused by the brokerage egress gateway: {refusal}\n".encode()
         self.entry["status"] = self.entry["status"] or refusal.status
-        self._answer(refusal.status, "Refused", body, {REFUSED_HEADER: str(refusal.reason)})
+        headers = {REFUSED_HEADER: str(refusal.reason)}
+        if "retry_after" in self.entry:
+            headers["Retry-After"] = str(max(1, math.ceil(self.entry["retry_after"])))
+        self._answer(refusal.status, "Refused", body, headers)
 
     def _answer(self, status: int, reason: str, body: bytes, headers: Mapping[str, str]) -> None:
         lines = [f"HTTP/1.1 {status} {reason}", "Connection: close"]
@@ -339,6 +360,7 @@ class Exchange:
         host = parse_host(host_spec)
         match = policy.match_host(host, self.run.service_named if self.run else frozenset())
         policy.check_port(port)
+        self._throttle(f"{host_text(host)}:{port}")
         self.upstream = self._connect(self._resolve(host, port), port, match)
         return self.upstream
 
@@ -535,6 +557,7 @@ class Exchange:
     def _platform(self, head: RequestHead, port: int, path: str, body: bytes) -> None:
         if port != 80:
             raise EgressRefusedError(Refusal.PORT_NOT_ALLOWED, f"{RESERVED_HOST} is port 80 only")
+        self._throttle(f"{RESERVED_HOST}:80")
         if path.partition("?")[0] == "/mail":
             self._mail(head, body)
         elif path == "/api" or path.startswith(("/api/", "/api?")):

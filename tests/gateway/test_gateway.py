@@ -234,13 +234,56 @@ def test_bytes_per_run_are_capped(make_gateway, broker_side, receiver) -> None:
     assert [e["refused"] for e in side.end_run()] == [None, "run_cap"]
 
 
-def test_the_rate_limit_is_per_broker_across_channels(make_gateway, broker_side, receiver) -> None:
-    gateway = make_gateway(rate_per_second=0.01, rate_burst=2)
-    first, second = broker_side(NAMED, via=gateway), broker_side(NAMED, via=gateway)
-    assert first.session.get(receiver.url("/r"), timeout=10).status_code == 200
-    assert second.session.get(receiver.url("/r"), timeout=10).status_code == 200
-    response = first.session.get(receiver.url("/r"), timeout=10)
+def test_over_a_limit_a_request_waits_and_passes(make_gateway, broker_side, receiver) -> None:
+    gateway = make_gateway(destination_rate=20.0, destination_burst=1, limit_wait_seconds=5.0)
+    side = broker_side(NAMED, via=gateway)
+    statuses = [side.session.get(receiver.url("/r"), timeout=10).status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    log = side.end_run()
+    assert [e["refused"] for e in log] == [None, None, None]
+    assert "waited" not in log[0] and log[1]["waited"] > 0 and log[2]["waited"] > 0
+    assert gateway.limits.stats()["waits"] == {"destination": 2, "service": 0, "repository": 0}
+
+
+def test_past_the_longest_wait_a_request_is_refused_with_the_wait(
+    make_gateway, broker_side, receiver
+) -> None:
+    gateway = make_gateway(destination_rate=0.01, destination_burst=1, limit_wait_seconds=0.2)
+    side = broker_side(NAMED, via=gateway)
+    assert side.session.get(receiver.url("/r"), timeout=10).status_code == 200
+    response = side.session.get(receiver.url("/r"), timeout=10)
     assert (response.status_code, response.headers[REFUSED_HEADER]) == (429, "rate_limited")
+    assert int(response.headers["Retry-After"]) >= 1
+    second = side.end_run()[1]
+    assert second["refused"] == "rate_limited" and second["retry_after"] > 0.2
+    assert "destination rate limit" in second["detail"]
+    assert gateway.limits.stats()["deferrals"]["destination"] == 1
+
+
+def test_one_busy_repository_does_not_throttle_another(make_gateway, broker_side, receiver) -> None:
+    gateway = make_gateway(repository_rate=0.01, repository_burst=2, limit_wait_seconds=0.2)
+    # broker_side names its runs delivery-0, delivery-1, ... in the order they are opened
+    gateway.limit_by("delivery-0", {"service": "1", "repository": "busy"})
+    gateway.limit_by("delivery-1", {"service": "2", "repository": "busy"})
+    gateway.limit_by("delivery-2", {"service": "3", "repository": "quiet"})
+    busy, busy_too, quiet = (broker_side(NAMED, via=gateway) for _ in range(3))
+    answers = [busy.session.get(receiver.url("/r"), timeout=10).status_code for _ in range(2)]
+    answers.append(busy_too.session.get(receiver.url("/r"), timeout=10).status_code)
+    assert answers == [200, 200, 429]  # the busy repository's third request, whoever sends it
+    assert quiet.session.get(receiver.url("/r"), timeout=10).status_code == 200
+    [entry] = quiet.end_run()
+    assert entry["refused"] is None and "waited" not in entry
+    assert gateway.limits.stats()["deferrals"]["repository"] == 1
+
+
+def test_keys_the_platform_gave_are_forgotten(make_gateway, broker_side, receiver) -> None:
+    gateway = make_gateway(service_rate=0.01, service_burst=1, limit_wait_seconds=0.2)
+    gateway.limit_by("delivery-0", {"service": "7"})
+    gateway.forget("delivery-0")
+    side = broker_side(NAMED, via=gateway)
+    assert [side.session.get(receiver.url("/r"), timeout=10).status_code for _ in range(2)] == [
+        200, 200,
+    ]  # fmt: skip
 
 
 def test_a_slow_target_times_out(make_gateway, broker_side, receiver) -> None:

@@ -110,7 +110,7 @@ def _envelope(delivery: str, **service: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def sandbox_gateway(gateway_config: GatewayConfig, redis_port: int) -> Iterator[Gateway]:
     # The table runs as one broker run: lift the rate limit and run caps it would trip.
-    config = replace(gateway_config, rate_per_second=1000.0, rate_burst=1000)
+    config = replace(gateway_config, destination_rate=1000.0, destination_burst=1000)
     with Gateway(config) as gateway:
         yield gateway
 
