@@ -357,8 +357,9 @@ def _text(params: Mapping[str, Any], name: str, default: str | None = None) -> s
 
 
 def _params(call: ApiCall) -> dict[str, Any]:
-    """A JSON object body or a form body, as ``views.json_or_form`` reads them."""
-    if "json" in call.headers.get("content-type", ""):
+    """A JSON object body or a form body, as ``views.json_or_form`` reads them (a call
+    without a body, such as a GET, reads its query whatever its content type)."""
+    if "json" in call.headers.get("content-type", "") and call.body.strip():
         try:
             body = json.loads(call.body or b"null")
         except ValueError:
