@@ -139,8 +139,8 @@ def build_payload(
     commits: list[dict[str, Any]],
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The payload of seed 001 (``canon_url``, ``commits``, ``repository``, ``user``) plus
-    the additive ``truncated`` and ``refs``."""
+    """The push payload (``canon_url``, ``commits``, ``repository``, ``user``; docs/design.md)
+    plus the additive ``truncated`` and ``refs``."""
     return {
         "canon_url": canon_url,
         "commits": commits,
@@ -260,7 +260,7 @@ def ingest(session: Session, repo: Repository, body: dict[str, Any], canon_url: 
 
 
 def sample_payload(repo: Repository, canon_url: str, user: str) -> dict[str, Any]:
-    """A one-commit payload in seed 001's shape, for "send test push"."""
+    """A one-commit payload in the payload's shape, for "send test push"."""
     commit = {
         "author": user,
         "branch": "main" if repo.scm == "git" else "default",

@@ -2,7 +2,7 @@
 
 A field definition is one entry of a manifest's ``fields`` list
 (``{"label": "URL", "type": "url", ...}``). Values arrive as strings (form
-fields, the seed's ``type=POST&URL=...`` parameters); :func:`coerce_field`
+fields, the services resource's ``type=POST&URL=...`` parameters); :func:`coerce_field`
 turns one into the value stored and handed to the broker in
 ``payload["service"]``:
 
@@ -12,7 +12,7 @@ turns one into the value stored and handed to the broker in
   ``no``/``0`` and ``""`` (an unticked checkbox sends nothing) give False;
   any case. Any other text is an error.
 - ``url``: an ``http`` or ``https`` URL with a host (``user:pass@host`` is
-  allowed: seed 003 suggests it for HTTP Basic receivers).
+  allowed: the classic POST service suggested it for HTTP Basic receivers).
 - ``email``: one address, or several separated by commas when the field says
   ``"multiple": true``; stored as ``"a@x.org, b@y.org"``
   (:func:`split_emails` gives the list back).
@@ -20,14 +20,14 @@ turns one into the value stored and handed to the broker in
   manifest's spelling.
 
 ``""`` means *unset* for every type but boolean, and is always accepted:
-``required`` is not enforced here because seed 002 lets a service be created
+``required`` is not enforced here because the services resource lets a service be created
 with only its type; :func:`missing_required` says which required fields are
 still empty (the platform can refuse to run such a service).
 
 **Masking.** A password value is never shown: :func:`mask` returns ``MASK``
 (``"********"``) when a secret is set and ``""`` when it is not, so a reader
 learns whether it is set and nothing else. Other types are shown as they are
-(booleans as ``"true"``/``"false"`` by :func:`display_value`). Seed 002's PUT
+(booleans as ``"true"``/``"false"`` by :func:`display_value`). The services resource's PUT
 must carry every field, so a client that GETs a service and PUTs it back sends
 ``MASK`` for the password: the API should test :func:`is_mask` on the raw value
 and then keep the stored secret instead of coercing. The price is that the
@@ -149,7 +149,7 @@ def mask(field_def: FieldDef, value: FieldValue | None) -> FieldValue:
 
 
 def display_value(field_def: FieldDef, value: FieldValue | None) -> str:
-    """The masked value as the string the seed's ``{"name": ..., "value": ...}`` shape carries."""
+    """The masked value as the string a service's ``{"name": ..., "value": ...}`` carries."""
     shown = mask(field_def, value)
     if isinstance(shown, bool):
         return "true" if shown else "false"

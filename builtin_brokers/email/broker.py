@@ -1,4 +1,5 @@
-"""Email: one mail per push to the service's addresses (seed 000).
+"""Email: one mail per push to the service's addresses (the Email
+subject rules, docs/design.md).
 
 One changeset: ``commit/<project>: <user>: <commit msg>``; two or more:
 ``commit/<project>: <x> new changesets`` with every changeset in the body. The

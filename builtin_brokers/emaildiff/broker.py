@@ -1,4 +1,4 @@
-"""Email Diff: the Email broker's mail with each changeset's diff (seed 000).
+"""Email Diff: the Email broker's mail with each changeset's diff.
 
 The platform includes the push's patches (``payload["patches"]``, keyed by
 raw_node, size-capped by the hook) because the manifest asks for

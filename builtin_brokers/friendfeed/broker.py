@@ -1,5 +1,4 @@
-"""FriendFeed: one entry per pushed changeset, the commit message as its first comment
-(seed 000).
+"""FriendFeed: one entry per pushed changeset, the commit message as its first comment.
 
 The entry's title is ``Format`` rendered for the changeset (default
 ``${repository.name} - ${commit.author}``; ``${commit.tinyurl}`` works), its link the

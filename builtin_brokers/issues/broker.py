@@ -1,4 +1,5 @@
-"""Issues: commit messages change the repository's issues (seed 000).
+"""Issues: commit messages change the repository's issues
+(the Issues grammar, docs/design.md).
 
 Each changeset's message is scanned (``grammar.parse_commands``); each command
 goes to the platform's tracker through the repository-scoped API. The platform

@@ -1,4 +1,5 @@
-"""The commit-message grammar of the Issues broker (seed 000, widened by issue 6).
+"""The commit-message grammar of the Issues broker (docs/design.md, "The Issues
+grammar": the classic words, plus hold, wontfix and invalid).
 
 ``<command> <issue id>[ and|,|& <issue id> ...]`` anywhere in a message, any case:
 

@@ -1,4 +1,4 @@
-"""POST: sends each push to a URL, like an HTTP publish/subscribe service (seed 003).
+"""POST: sends each push to a URL, like an HTTP publish/subscribe service.
 
 The body is what Bitbucket actually sent — form-encoded ``payload=<json>`` —
 or, when the service's "Content type" says ``application/json``, the JSON

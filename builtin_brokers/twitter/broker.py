@@ -1,4 +1,4 @@
-"""Twitter: one post per pushed changeset, text from a template (seed 000).
+"""Twitter: one post per pushed changeset, text from a template.
 
 The text is ``Format`` rendered for the changeset (default
 ``${repository.name} - ${commit.author} - ${commit.message}``; ``${commit.tinyurl}``

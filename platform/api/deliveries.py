@@ -123,7 +123,7 @@ def start_redelivery(session: Session, delivery: Delivery) -> None:
 
 
 def queue_test_push(session: Session, service: Service, username: str) -> Delivery:
-    """Store a sample push (seed 001's shape) for one service and queue it; commits."""
+    """Store a sample push (the payload's shape) for one service and queue it; commits."""
     delivery = pushes.send_test_push(
         session, service, current_runtime().config["CANON_URL"], username
     )
@@ -153,7 +153,7 @@ def redeliver(account: str, repo_slug: str, delivery_id: str) -> Any:
 
 @bp.post("/services/<int:service_id>/test", strict_slashes=False)
 def send_test_push(account: str, repo_slug: str, service_id: int) -> Any:
-    """Send a sample push (seed 001's shape) to one service."""
+    """Send a sample push (the payload's shape) to one service."""
     service = get_service(_repo(account, repo_slug), service_id)
     delivery = queue_test_push(get_session(), service, authenticate().username)
     response = jsonify(delivery_shown(delivery))

@@ -1,4 +1,5 @@
-"""``/1.0/repositories/{account}/{repo_slug}/services`` — seed 002, with and without the
+"""``/1.0/repositories/{account}/{repo_slug}/services`` — the services resource
+(compatible with Bitbucket's 1.0 services API), with and without the
 trailing slash. Every call authenticates and must come from an admin of the repository."""
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def add_service(account: str, repo_slug: str) -> Any:
 @bp.get("/<int:service_id>", strict_slashes=False)
 def get_service(account: str, repo_slug: str, service_id: int) -> Any:
     service = services.get_service(_repository(account, repo_slug), service_id)
-    # Seed 002 shows the single GET answered as a one-element list; we keep that shape.
+    # The services API answers a single GET as a one-element list; we keep that shape.
     return jsonify([services.serialize(service, cipher())])
 
 

@@ -1,4 +1,4 @@
-"""The push a hook sends: ref updates and new commits in the seed-001 commit shape, and the
+"""The push a hook sends: ref updates and new commits in the payload's commit shape, and the
 request body built from them (``schemas/push.schema.json``), within the documented caps."""
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def commit_json(
     files: Sequence[tuple[str, FileChange]],
     revision: int | None,
 ) -> tuple[dict[str, Any], bool]:
-    """One commit in the seed-001 shape, and whether its file list was cut.
+    """One commit in the payload's shape (docs/design.md), and whether its file list was cut.
 
     ``utc_offset`` is the author's offset east of UTC in seconds.
     """
@@ -160,7 +160,7 @@ def commit_json(
 
 
 def author_name(raw_author: str) -> str:
-    """The user part of the author's e-mail address (as the seed shows), else the name."""
+    """The user part of the author's e-mail address (as in the payload), else the name."""
     match = re.search(r"<([^<>@]+)@[^<>]*>", raw_author)
     if match:
         return match.group(1)

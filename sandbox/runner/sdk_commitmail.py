@@ -1,6 +1,7 @@
 """Commit notification mails, as Bitbucket's Email and Email Diff brokers wrote them.
 
-Subject (seed 000): one changeset → ``commit/<project>: <user>: <commit msg>``;
+The Email subject rules (docs/design.md): one changeset →
+``commit/<project>: <user>: <commit msg>``;
 two or more → ``commit/<project>: <x> new changesets``. ``<project>`` is the
 repository's slug, ``<user>`` the changeset's author, ``<commit msg>`` the
 message's first line. The body lists every changeset (the aggregate), each

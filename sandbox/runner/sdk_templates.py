@@ -1,4 +1,4 @@
-"""``${repository.name} - ${commit.author} - ${commit.message}`` templates, as seed 000's
+"""``${repository.name} - ${commit.author} - ${commit.message}`` templates, as the classic
 Twitter and FriendFeed brokers had them.
 
 Names: ``repository.<key>`` for every key of the payload's repository

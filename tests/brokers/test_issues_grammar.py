@@ -1,5 +1,5 @@
-"""The Issues broker's commit-message grammar: seed 000's examples first, then the rest of
-issue 6's words and id forms."""
+"""The Issues broker's commit-message grammar: the classic documented examples first, then
+the rest of the added words and id forms."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Templates, short links and commit-mail text: the seed's Email subject rules and
+"""Templates, short links and commit-mail text: the Email subject rules and
 ``${...}`` names, pure functions of the payload."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_malformed_codes(code: str) -> None:
         shortlinks.parse_code(code)
 
 
-# -- seed 000: "When a changegroup only contains one changeset ... two or more" ------------
+# -- Email subject rules: "When a changegroup only contains one changeset ... two or more"
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
-"""Seed 002's curl lines, replayed with real curl against a real ``brokerage serve``.
+"""The services API's documented curl lines, replayed with real curl against a real
+``brokerage serve``.
 
-Only the host and the credentials differ from the seed (our password policy wants 8+
-characters; the seed's sample password has 7)."""
+Only the host and the credentials differ from the documentation (our password policy wants 8+
+characters; the documented sample password has 7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The services resource, checked against seed 002's shapes, rules and error cases."""
+"""The services resource, checked against its contract's shapes (tests/fixtures/services_*.json),
+rules and error cases."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def test_list_and_single_get_with_and_without_trailing_slash(
     for url in (f"{BASE}/{second['id']}", f"{BASE}/{second['id']}/"):
         single = client.get(url, headers=owner)
         assert single.status_code == 200
-        assert single.json == [second]  # seed 002 answers a single GET as a one-element list
+        assert single.json == [second]  # a single GET answers a one-element list
 
 
 def test_several_services_of_one_type(client: FlaskClient, owner: dict[str, str]) -> None:
