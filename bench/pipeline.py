@@ -1,24 +1,32 @@
 """Pipeline benchmark: pushes through the real HTTP API to sandboxed deliveries, side by side
-with RQ's own no-op job rate on this machine, in one run.
+with RQ on this machine, in one run.
 
-    python bench/pipeline.py [--quick]
+    .venv/bin/python bench/pipeline.py [--quick] [--curves]
 
-It starts its own Redis, the platform (``brokerage serve``) and worker processes
-(``brokerage worker``, Docker warm pools), installs trivial vendor brokers the real way
-(vendor upload, verification job, reviewer approval), enables M services on a repository,
-and prints:
+(the virtualenv's ``bin`` need not be on ``PATH``: every command it starts is found next to
+``sys.executable``). It starts its own Redis, the platform (``brokerage serve``), worker
+processes (``brokerage worker``, Docker warm pools), a webhook receiver (``bench/receiver.py``)
+and an SMTP sink (aiosmtpd) on 127.0.0.1, each in a process group of its own that it stops
+(SIGTERM, then SIGKILL after 30 s) however the run ends. It installs trivial vendor brokers
+the real way (vendor upload, verification job, reviewer approval) and prints, side by side:
 
-1. the ceiling: RQ no-op jobs/s with the same worker class, worker count and serializer;
-2. end-to-end sandboxed runs/s: N pushes x M services sent through ``POST …/pushes``,
-   from the first push received to the last delivery finished;
-3. push -> delivery latency p50/p99 at a steady push rate;
-4. curves: runs/s over the number of distinct brokers and over payload size;
-5. the ratio the benchmark exists for (target: end-to-end >= half the no-op rate).
+1. trivial brokers: RQ no-op jobs/s (same worker class, count and serializer) against
+   end-to-end sandboxed runs/s (N pushes x M services through ``POST …/pushes``);
+2. real POST deliveries: 5 POST services per repository sending each 1-commit push to the
+   receiver, against a plain RQ webhook sender (one job per delivery posting the same
+   form-encoded payload with ``requests``, a session per worker: connection reuse), same
+   worker count and class; and a mix of 4 POST + 1 Email service (mail to the SMTP sink);
+3. deliveries/s, push -> delivery latency p50/p99 at half the measured rate, and CPU per
+   delivery by component, for each; the ratios against the targets.
+
+A measured phase with a failed delivery stops the run (the figures would mean nothing).
+``--curves`` adds runs/s over the number of distinct brokers and over payload size.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -35,7 +43,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +54,14 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import create_engine, text
 
-TARGET_RATIO = 0.5
-"""end-to-end runs/s over RQ no-op jobs/s that the issue asks for"""
+TARGET_TRIVIAL = 0.6
+"""trivial-broker deliveries/s over RQ no-op jobs/s aimed for"""
+TARGET_POST = 0.8
+"""real POST deliveries/s over the plain RQ sender's aimed for"""
+TARGET_P99_MS = 250
+"""push -> delivery p99 at half the measured rate aimed for"""
+BIN = Path(sys.executable).parent
+"""the virtualenv's bin: brokerage, rq (PATH is not needed)"""
 WORKERS = 2
 """worker processes: one per core on the reference machine"""
 PASSWORD = "bench-password"
@@ -64,6 +78,46 @@ class TrivialBroker(BaseBroker):
 
 def noop() -> None:
     """The ceiling's job: nothing at all."""
+
+
+_SENDER: requests.Session | None = None
+
+
+def post_form(url: str, body: str) -> None:
+    """The plain sender's job: POST one form-encoded payload (a session per worker process,
+    so connections are reused), stamped with the time it was enqueued... by the body's
+    enqueuer: ``X-Bench-Sent`` is filled in from the job's own enqueue time."""
+    global _SENDER
+    if _SENDER is None:
+        _SENDER = requests.Session()
+    from rq import get_current_job
+
+    job = get_current_job()
+    sent = job.enqueued_at.timestamp() if job is not None and job.enqueued_at else time.time()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Bench-Sent": f"{sent}"}
+    _SENDER.post(url, data=body.encode(), headers=headers, timeout=30).raise_for_status()
+
+
+def start_group(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """A child in a process group of its own (so stop_group reaches everything it forks)."""
+    return subprocess.Popen(args, start_new_session=True, **kwargs)
+
+
+def stop_group(procs: list[subprocess.Popen[bytes]], seconds: float = 30) -> None:
+    """SIGTERM each child's process group, wait up to ``seconds``, then SIGKILL what is left."""
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"process {proc.args!r} did not stop on SIGTERM in {seconds:.0f}s: killed",
+                  file=sys.stderr)  # fmt: skip
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is still there
+        proc.wait()
 
 
 def free_port() -> int:
@@ -89,6 +143,11 @@ class Platform:
     workers: list[subprocess.Popen[bytes]]
     server_pid: int
     redis_pid: int
+    receiver_pid: int
+    receiver_url: str
+    smtp_pid: int
+    tokens: dict[str, str] = field(default_factory=dict)
+    """push tokens by repository slug"""
 
     def session(self, user: str) -> requests.Session:
         http = requests.Session()
@@ -116,9 +175,9 @@ def _wait_http(url: str, seconds: float = 60) -> None:
 
 def _start_workers(env: dict[str, str], count: int, log_dir: Path) -> list[subprocess.Popen[bytes]]:
     return [
-        subprocess.Popen(
-            ["brokerage", "worker", "--name", f"bench-{n}-{uuid.uuid4().hex[:6]}"], env=env,
-            stdout=(log_dir / f"worker{n}.log").open("wb"), stderr=subprocess.STDOUT,
+        start_group(
+            [str(BIN / "brokerage"), "worker", "--name", f"bench-{n}-{uuid.uuid4().hex[:6]}"],
+            env=env, stdout=(log_dir / f"worker{n}.log").open("wb"), stderr=subprocess.STDOUT,
         )
         for n in range(count)
     ]  # fmt: skip
@@ -126,39 +185,50 @@ def _start_workers(env: dict[str, str], count: int, log_dir: Path) -> list[subpr
 
 @contextmanager
 def platform(workdir: Path) -> Iterator[Platform]:
-    redis_port, web_port = free_port(), free_port()
+    redis_port, web_port, hook_port, smtp_port = free_port(), free_port(), free_port(), free_port()
     procs: list[subprocess.Popen[bytes]] = []
-    redis_proc = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+    workers: list[subprocess.Popen[bytes]] = []
+    redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    redis_proc = start_group(
+        [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL,
     )  # fmt: skip
+    procs.append(redis_proc)
     env = {
         **os.environ, "BROKERAGE_DATA_DIR": str(workdir / "data"), "DATABASE_URL": "",
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "BROKERAGE_SANDBOX_BACKEND": "docker",
         "BROKERAGE_CANON_URL": f"http://127.0.0.1:{web_port}",
+        # the receiver and the SMTP sink live on 127.0.0.1: the operator opens it (for hosts a
+        # service names) and their ports; mail goes to the sink
+        "BROKERAGE_EGRESS_EXTRA_RANGES": "127.0.0.1/32",
+        "BROKERAGE_EGRESS_PORTS": f"80,443,{hook_port}",
+        "BROKERAGE_SMTP_HOST": "127.0.0.1", "BROKERAGE_SMTP_PORT": str(smtp_port),
+        "BROKERAGE_RETRY_DELAYS": "[1, 1, 1]",
     }  # fmt: skip
     try:
-        create = ["brokerage", "user", "create", "ops", "--role", "operator", "--password-stdin"]
+        procs.append(start_group([sys.executable, str(Path(__file__).resolve().parent /
+                                  "receiver.py"), str(hook_port)]))  # fmt: skip
+        procs.append(start_group(
+            [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}",
+             "-c", "aiosmtpd.handlers.Sink"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))  # fmt: skip
+        create = [str(BIN / "brokerage"), "user", "create", "ops", "--role", "operator",
+                  "--password-stdin"]  # fmt: skip
         subprocess.run(create, input=f"{PASSWORD}\n".encode(), env=env, check=True,
                        capture_output=True)  # fmt: skip
-        procs.append(subprocess.Popen(
-            ["brokerage", "serve", "--port", str(web_port), "--threads", "8"], env=env,
+        procs.append(start_group(
+            [str(BIN / "brokerage"), "serve", "--port", str(web_port), "--threads", "8"], env=env,
             stdout=(workdir / "serve.log").open("wb"), stderr=subprocess.STDOUT,
         ))  # fmt: skip
         workers = _start_workers(env, WORKERS, workdir)
         base = f"http://127.0.0.1:{web_port}"
         _wait_http(base + "/1.0/user")
+        _wait_http(f"http://127.0.0.1:{hook_port}/stats")
         yield Platform(base, env, workdir / "data", Redis(port=redis_port), workers,
-                       procs[0].pid, redis_proc.pid)  # fmt: skip
+                       procs[-1].pid, redis_proc.pid, procs[1].pid,
+                       f"http://127.0.0.1:{hook_port}", procs[2].pid)  # fmt: skip
     finally:
-        for proc in procs + workers:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs + workers:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        redis_proc.kill()
+        stop_group(workers + procs[::-1])
 
 
 # -- set-up through the API -------------------------------------------------------------
@@ -224,11 +294,17 @@ def _await_state(http: requests.Session, url: str, wanted: str, seconds: float =
 
 
 def make_repository(plat: Platform, slug: str, types: list[str], services: int) -> str:
+    return make_repository_with(plat, slug, [{"type": types[n % len(types)]}
+                                             for n in range(services)])  # fmt: skip
+
+
+def make_repository_with(plat: Platform, slug: str, services: list[dict[str, str]]) -> str:
+    """A repository with these services (form fields of the services resource); its push token."""
     ops = plat.session("ops")
     ops.post(f"{plat.base}/1.0/repositories", data={"name": slug}).raise_for_status()
-    for n in range(services):
+    for fields in services:
         ops.post(f"{plat.base}/1.0/repositories/ops/{slug}/services",
-                 data={"type": types[n % len(types)]}).raise_for_status()  # fmt: skip
+                 data=fields).raise_for_status()  # fmt: skip
     token = ops.post(f"{plat.base}/1.0/repositories/ops/{slug}/push-token").json()["token"]
     return str(token)
 
@@ -302,6 +378,8 @@ def cpu_meter(plat: Platform) -> CpuMeter:
         "web server (ingestion)": lambda: descendants(plat.server_pid),
         "workers": lambda: [pid for w in plat.workers for pid in descendants(w.pid)],
         "redis": lambda: [plat.redis_pid],
+        "receiver": lambda: [plat.receiver_pid],
+        "smtp sink": lambda: [plat.smtp_pid],
         "benchmark client": lambda: [os.getpid()],
     })  # fmt: skip
 
@@ -326,39 +404,96 @@ def latency(plat: Platform, slug: str, token: str, pushes: int, services: int,
     return [(_ts(r[1]) - _ts(r[0])) * 1000 for r in rows]
 
 
-def rq_noop_rate(plat: Platform, jobs: int) -> tuple[float, CpuMeter]:
-    """RQ's ceiling: the same worker class (SimpleWorker), count and serializer, no-op jobs;
-    and the CPU those jobs took."""
-    queue = Queue("bench-noop", connection=plat.redis, serializer=JSONSerializer)
-    queue.empty()
+def _rq_workers(plat: Platform, queue: str) -> list[subprocess.Popen[bytes]]:
+    """RQ's own workers: the same class (SimpleWorker), count and serializer as the platform's."""
     bench_dir = str(Path(__file__).resolve().parent)
     env = {**plat.env, "PYTHONPATH": bench_dir + os.pathsep + plat.env.get("PYTHONPATH", "")}
-    url = plat.env["REDIS_URL"]
-    workers = [
-        subprocess.Popen(["rq", "worker", "--url", url, "--worker-class", "rq.worker.SimpleWorker",
-                          "--serializer", "rq.serializers.JSONSerializer", "--quiet", "bench-noop"],
-                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return [
+        start_group([str(BIN / "rq"), "worker", "--url", plat.env["REDIS_URL"], "--worker-class",
+                     "rq.worker.SimpleWorker", "--serializer", "rq.serializers.JSONSerializer",
+                     "--quiet", queue], env=env, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
         for _ in range(WORKERS)
     ]  # fmt: skip
-    time.sleep(3)  # workers up and idle before the clock starts
-    meter = CpuMeter({
-        "rq workers": lambda: [pid for w in workers for pid in descendants(w.pid)],
-        "redis": lambda: [plat.redis_pid],
-        "benchmark client": lambda: [os.getpid()],
-    })  # fmt: skip
-    meter.start()
-    started = time.monotonic()
-    pipe_jobs = [Queue.prepare_data("pipeline.noop", result_ttl=0) for _ in range(jobs)]
-    queue.enqueue_many(pipe_jobs)
+
+
+def _drain(queue: Queue) -> None:
     started_registry = queue.started_job_registry  # result_ttl=0: finished jobs leave no trace
     while queue.count or started_registry.count:
         time.sleep(0.01)
-    elapsed = time.monotonic() - started
-    meter.stop()
-    for worker in workers:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=30)
+
+
+def rq_noop_rate(plat: Platform, jobs: int) -> tuple[float, CpuMeter]:
+    """RQ's ceiling: no-op jobs/s, and the CPU those jobs took."""
+    queue = Queue("bench-noop", connection=plat.redis, serializer=JSONSerializer)
+    queue.empty()
+    workers = _rq_workers(plat, "bench-noop")
+    try:
+        time.sleep(3)  # workers up and idle before the clock starts
+        meter = CpuMeter({
+            "rq workers": lambda: [pid for w in workers for pid in descendants(w.pid)],
+            "redis": lambda: [plat.redis_pid],
+            "benchmark client": lambda: [os.getpid()],
+        })  # fmt: skip
+        meter.start()
+        started = time.monotonic()
+        queue.enqueue_many([Queue.prepare_data("pipeline.noop", result_ttl=0)
+                            for _ in range(jobs)])  # fmt: skip
+        _drain(queue)
+        elapsed = time.monotonic() - started
+        meter.stop()
+    finally:
+        stop_group(workers)
     return jobs / elapsed, meter
+
+
+def receiver_stats(plat: Platform) -> dict[str, Any]:
+    return dict(requests.get(plat.receiver_url + "/stats", timeout=10).json())
+
+
+def plain_sender(plat: Platform, jobs: int, body: str) -> tuple[float, list[float], CpuMeter]:
+    """The peer: one RQ job per delivery POSTing ``body`` (form-encoded) to the receiver with
+    ``requests``. Jobs/s all at once, with its CPU; then latency (enqueue -> received) at
+    half that rate."""
+    queue = Queue("bench-sender", connection=plat.redis, serializer=JSONSerializer)
+    queue.empty()
+    url = plat.receiver_url + "/hook"
+    workers = _rq_workers(plat, "bench-sender")
+    try:
+        time.sleep(3)
+        meter = CpuMeter({
+            "rq workers": lambda: [pid for w in workers for pid in descendants(w.pid)],
+            "redis": lambda: [plat.redis_pid],
+            "receiver": lambda: [plat.receiver_pid],
+            "benchmark client": lambda: [os.getpid()],
+        })  # fmt: skip
+        requests.post(plat.receiver_url + "/reset", timeout=10)
+        meter.start()
+        started = time.monotonic()
+        queue.enqueue_many([Queue.prepare_data("pipeline.post_form", (url, body), result_ttl=0,
+                                               failure_ttl=3600) for _ in range(jobs)])  # fmt: skip
+        _drain(queue)
+        elapsed = time.monotonic() - started
+        meter.stop()
+        got = receiver_stats(plat)["count"]
+        if got != jobs or queue.failed_job_registry.count:
+            raise SystemExit(f"plain sender: {got} of {jobs} posts arrived, "
+                             f"{queue.failed_job_registry.count} jobs failed")  # fmt: skip
+        rate = jobs / elapsed
+        requests.post(plat.receiver_url + "/reset", timeout=10)
+        paced = max(10, jobs // 4)
+        paced_start = time.monotonic()
+        for n in range(paced):
+            time.sleep(max(0.0, paced_start + n / (rate / 2) - time.monotonic()))
+            queue.enqueue("pipeline.post_form", url, body, result_ttl=0)
+        _drain(queue)
+        deadline = time.monotonic() + 30
+        while receiver_stats(plat)["count"] < paced and time.monotonic() < deadline:
+            time.sleep(0.1)
+        latencies = list(receiver_stats(plat)["latencies_ms"])
+    finally:
+        stop_group(workers)
+    return rate, latencies, meter
 
 
 # -- the run ----------------------------------------------------------------------------
@@ -367,46 +502,120 @@ def rq_noop_rate(plat: Platform, jobs: int) -> tuple[float, CpuMeter]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    parser.add_argument("--curves", action="store_true", help="also the curves (brokers, payload)")
     args = parser.parse_args()
     pushes, services = (40, 5) if args.quick else (200, 5)
-    if not shutil.which("brokerage"):
-        raise SystemExit("run inside the project's virtualenv (scripts/test.sh sets it up)")
+    for needed in (BIN / "brokerage", BIN / "rq"):
+        if not needed.exists():
+            raise SystemExit(
+                f"{needed} is missing: run with the project's virtualenv python "
+                "(.venv/bin/python bench/pipeline.py; scripts/test.sh sets it up)"
+            )
     workdir = Path(tempfile.mkdtemp(prefix="brokerage-bench-"))
     try:
         with platform(workdir) as plat:
-            run(plat, pushes, services, args.quick)
+            run(plat, pushes, services, args.quick, args.curves)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run(plat: Platform, pushes: int, services: int, quick: bool) -> None:
+@dataclass
+class Phase:
+    name: str
+    rate: float
+    latencies: list[float]
+    cpu: CpuMeter
+    units: int
+    failed: int = 0
+
+
+def measured(plat: Platform, slug: str, token: str, pushes: int, services: int) -> Phase:
+    """Deliveries/s with its CPU, then latency at half that rate (a second repository with
+    the same services: ``slug`` + "-lat" must exist)."""
+    meter = cpu_meter(plat)
+    rate, failed = e2e_rate(plat, slug, token, pushes, services, meter=meter)
+    if failed:
+        raise SystemExit(f"{slug}: {failed} of {pushes * services} deliveries did not succeed")
+    lat_token = plat.tokens[slug + "-lat"]
+    lat = latency(plat, slug + "-lat", lat_token, max(10, pushes // 4), services,
+                  rate=max(1.0, rate / services / 2))  # fmt: skip
+    return Phase(slug, rate, lat, meter, pushes * services, failed)
+
+
+def _row(label: str, phase: Phase) -> str:
+    return (f"| {label} | {phase.rate:.0f} | {statistics.median(phase.latencies):.0f} / "
+            f"{percentile(phase.latencies, 0.99):.0f} | {phase.failed} |")  # fmt: skip
+
+
+def _cpu_tables(*phases: Phase) -> str:
+    names: list[str] = []
+    for phase in phases:
+        names += [n for n in phase.cpu.before if n not in names]
+    lines = ["| CPU per delivery (ms) | " + " | ".join(p.name for p in phases) + " |",
+             "|---|" + "---|" * len(phases)]  # fmt: skip
+    for name in names:
+        cells = [f"{p.cpu.spent(name) * 1000 / max(p.units, 1):.2f}" if name in p.cpu.before
+                 else "—" for p in phases]  # fmt: skip
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(plat: Platform, pushes: int, services: int, quick: bool, with_curves: bool) -> None:
     print(f"machine: {os.cpu_count()} cores; {WORKERS} worker processes (rq SimpleWorker, JSON)")
     types = install_brokers(plat, 8)
     print(f"installed {len(types)} trivial vendor brokers (upload, verification, approval)")
+    hook = plat.receiver_url + "/hook"
+    post = [{"type": "POST", "URL": hook} for _ in range(services)]
+    mix = post[:-1] + [{"type": "Email", "Email": "bench@example.org"}]
+    plat.tokens = {}
+    for slug, bodies in (("trivial", [{"type": types[0]}] * services), ("post", post),
+                         ("mix", mix)):  # fmt: skip
+        for name in (slug, slug + "-lat", slug + "-warm"):
+            plat.tokens[name] = make_repository_with(plat, name, bodies)
     warm = make_repository(plat, "warmup", types, len(types))
     e2e_rate(plat, "warmup", warm, 3, len(types))  # start every warm pool
-    ceiling, ceiling_cpu = rq_noop_rate(plat, pushes * services)
-    token = make_repository(plat, "main", types[:1], services)
-    meter = cpu_meter(plat)
-    rate, failed = e2e_rate(plat, "main", token, pushes, services, meter=meter)
-    lat_token = make_repository(plat, "latency", types[:1], services)
-    lat = latency(
-        plat, "latency", lat_token, pushes // 4, services, rate=max(1.0, rate / services / 2)
+    for slug in ("trivial", "post", "mix"):  # bind each service's sandboxes, as in steady use
+        e2e_rate(plat, slug + "-warm", plat.tokens[slug + "-warm"], 4, services)
+
+    units = pushes * services
+    ceiling, ceiling_cpu = rq_noop_rate(plat, units)
+    trivial = measured(plat, "trivial", plat.tokens["trivial"], pushes, services)
+    real_post = measured(plat, "post", plat.tokens["post"], pushes, services)
+    body = str(receiver_stats(plat)["last_body"])  # what the POST broker sent, byte for byte
+    sender_rate, sender_lat, sender_cpu = plain_sender(plat, units, body)
+    sender = Phase("plain RQ sender", sender_rate, sender_lat, sender_cpu, units)
+    mixed = measured(plat, "mix", plat.tokens["mix"], pushes, services)
+
+    print(
+        f"\n| measure ({pushes} pushes x {services} services = {units} deliveries) | "
+        "deliveries/s | latency p50 / p99 (ms, at half that rate) | failed |"
     )
-    print("\n| measure | value |\n|---|---|")
-    print(f"| RQ no-op jobs/s (ceiling, {pushes * services} jobs) | {ceiling:.0f} |")
-    print(f"| end-to-end sandboxed runs/s ({pushes} pushes x {services} services) | {rate:.0f} |")
-    print(f"| failed deliveries | {failed} |")
-    print(f"| push -> delivery latency p50 / p99 (ms, at half that rate) | "
-          f"{statistics.median(lat):.0f} / {percentile(lat, 0.99):.0f} |")  # fmt: skip
+    print("|---|---|---|---|")
+    print(f"| RQ no-op jobs (ceiling) | {ceiling:.0f} | — | 0 |")
+    print(_row("trivial broker, end to end", trivial))
+    print(_row("plain RQ webhook sender (requests, keep-alive)", sender))
+    print(_row("POST broker to the receiver, end to end", real_post))
+    print(_row("4 POST + 1 Email, end to end", mixed))
     print()
-    print(ceiling_cpu.table(pushes * services, "no-op job"))
+    print(ceiling_cpu.table(units, "no-op job"))
     print()
-    print(meter.table(pushes * services, "delivery"))
-    curves(plat, types, 20 if quick else 60)
-    ratio = rate / ceiling
-    verdict = "meets" if ratio >= TARGET_RATIO else "misses"
-    print(f"\nratio end-to-end / RQ no-op = {ratio:.2f} ({verdict} the target {TARGET_RATIO})")
+    print(_cpu_tables(trivial, real_post, sender, mixed))
+    failed = trivial.failed + real_post.failed + mixed.failed
+    print(f"\nfailed deliveries in the measured phases: {failed}")
+    assert failed == 0
+    for label, ratio, target in (
+        ("trivial broker / RQ no-op", trivial.rate / ceiling, TARGET_TRIVIAL),
+        ("real POST / plain sender", real_post.rate / sender.rate, TARGET_POST),
+    ):
+        verdict = "meets" if ratio >= target else "misses"
+        print(f"ratio {label} = {ratio:.2f} ({verdict} the target {target})")
+    for phase in (trivial, real_post, mixed):
+        p99 = percentile(phase.latencies, 0.99)
+        verdict = "meets" if p99 < TARGET_P99_MS else "misses"
+        print(f"p99 push -> delivery, {phase.name}, at half rate = {p99:.0f} ms "
+              f"({verdict} the target {TARGET_P99_MS} ms)")  # fmt: skip
+    if with_curves:
+        curves(plat, types, 20 if quick else 60)
 
 
 def curves(plat: Platform, types: list[str], pushes: int) -> None:
