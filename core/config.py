@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_PORT": 25,
     "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,  # bytes: the largest request body (a push) accepted
     "CANON_URL": "http://127.0.0.1:5000",
+    "EGRESS_LOG_BODY_BYTES": 8 * 1024,  # bytes of each request/response body an attempt keeps
+    "EGRESS_LOG_HEADER_BYTES": 4 * 1024,  # bytes of each request's/response's headers kept
     # egress rate limits, per worker process: requests/s and burst per destination (host:port),
     # per service and per repository; a request over one waits up to EGRESS_LIMIT_WAIT seconds,
     # beyond that its delivery is deferred (re-queued, never a failed attempt)

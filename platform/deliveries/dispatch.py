@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import joinedload
@@ -39,6 +39,7 @@ from brokerage.platform.deliveries.states import (
 from brokerage.platform.models import Push, Service
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.egress.policy import hosts_named_by
+from brokerage.sandbox.egress.proxy import SENSITIVE_QUERY_KEYS
 from brokerage.sandbox.interface import Limits, RunResult, RunStatus, SandboxBackend
 from brokerage.submissions import bundles
 from brokerage.submissions.fields import MASK, missing_required
@@ -365,17 +366,32 @@ MIN_SCRUBBED_CHARS = 4
 
 def secrets_of(fields: list[dict[str, Any]], values: dict[str, Any]) -> list[str]:
     """The service's secret values as they may appear in logs: each password field's value
-    and, for a secret URL (a chat webhook), its path and query on their own."""
+    (also as a form or query encodes it), for a secret URL (a chat webhook) its path and
+    query on their own, and a URL field's ``user:password@`` and secret query values (the
+    names the gateway masks in a URL: ``token``, ``key``, ...)."""
     found: list[str] = []
     for spec in fields:
         value = str(values.get(spec["label"]) or "")
+        if spec["type"] == "url":
+            found += [quote_plus(s) for s in _url_secrets(value)] + _url_secrets(value)
+            continue
         if spec["type"] != "password" or len(value) < MIN_SCRUBBED_CHARS:
             continue
-        found.append(value)
+        found += {value, quote_plus(value), quote(value, safe="")}
         parts = urlsplit(value)
         if parts.scheme in ("http", "https") and len(parts.path) > 1:
             found.append(parts.path + (f"?{parts.query}" if parts.query else ""))
-    return sorted(found, key=len, reverse=True)
+    return sorted(set(found), key=len, reverse=True)
+
+
+def _url_secrets(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+        found = [unquote(parts.password or "")]
+    except ValueError:
+        return []
+    found += [v for k, v in parse_qsl(parts.query) if k.lower() in SENSITIVE_QUERY_KEYS]
+    return [v for v in found if len(v) >= MIN_SCRUBBED_CHARS]
 
 
 def scrub(result: RunResult, secrets: list[str]) -> RunResult:

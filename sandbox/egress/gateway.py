@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from brokerage.sandbox.egress.errors import EgressRefusedError, GatewayError, Refusal
+from brokerage.sandbox.egress.exchange_log import BODY_BYTES, HEADER_BYTES
 from brokerage.sandbox.egress.limits import KINDS, Limit, RateLimits
 from brokerage.sandbox.egress.mailer import MailConfig, Mailer
 from brokerage.sandbox.egress.policy import EgressPolicy, parse_extra_ranges
@@ -103,6 +104,10 @@ class GatewayConfig:
     limit_wait_seconds: float = 2.0
     """longest a request over a limit waits; beyond it the request is refused ``rate_limited``
     with the seconds to wait, and the platform defers the delivery (not a failed attempt)"""
+    log_body_bytes: int = BODY_BYTES
+    """bytes of each request and response body the log keeps"""
+    log_header_bytes: int = HEADER_BYTES
+    """bytes of each request's and response's headers the log keeps"""
     mail: MailConfig | None = None
     api_forwarder: ApiForwarder | None = None
     resolver: Resolver = system_resolver
@@ -124,6 +129,9 @@ class GatewayConfig:
                     values[f"{kind}_{part}"] = (float if part == "rate" else int)(config[name])
         if config.get("EGRESS_LIMIT_WAIT") is not None:
             values["limit_wait_seconds"] = float(config["EGRESS_LIMIT_WAIT"])
+        for key, name in (("log_body_bytes", "BODY"), ("log_header_bytes", "HEADER")):
+            if config.get(f"EGRESS_LOG_{name}_BYTES") is not None:
+                values[key] = int(config[f"EGRESS_LOG_{name}_BYTES"])
         if config.get("SMTP_HOST") and config.get("MAIL_DOMAIN"):
             values["mail"] = MailConfig(
                 str(config["SMTP_HOST"]), int(config.get("SMTP_PORT", 25)), config["MAIL_DOMAIN"]

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from brokerage.sandbox.egress import exchange_log
 from brokerage.sandbox.egress.errors import (
     EgressRefusedError,
     GatewayError,
@@ -231,6 +232,8 @@ class Exchange:
         self.upstream: socket.socket | None = None
         self.head_sent = False
         """True once a response head went to the client: no other status can follow"""
+        self.log_secrets: list[str] = []
+        """the request's credentials, masked wherever the log keeps them"""
 
     # -- entry points -------------------------------------------------------------
 
@@ -475,8 +478,12 @@ class Exchange:
             )
         host, port = split_authority(url.netloc, 80)
         body = self._read_body(head)
+        self.log_secrets = exchange_log.request_secrets(
+            head.target, head.headers, body, SENSITIVE_QUERY_KEYS
+        )
         path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         if parse_host(host) == RESERVED_HOST:
+            self._log_message("request", _end_to_end(head.headers), body, len(body))
             self._platform(head, port, path, body)
             return
         upstream = self._target(host, port)
@@ -524,12 +531,13 @@ class Exchange:
         connection = http.client.HTTPConnection(host.strip("[]"), port)
         connection.sock = sock
         connection.putrequest(head.method, path, skip_host=True, skip_accept_encoding=True)
-        connection.putheader("Host", host if port == 80 else f"{host}:{port}")
-        for name, value in _end_to_end(head.headers):
-            connection.putheader(name, value)
-        connection.putheader("Connection", "close")
+        sent = [("Host", host if port == 80 else f"{host}:{port}"), *_end_to_end(head.headers)]
+        sent.append(("Connection", "close"))
         if body or head.method in ("POST", "PUT", "PATCH"):
-            connection.putheader("Content-Length", str(len(body)))
+            sent.append(("Content-Length", str(len(body))))
+        self._log_message("request", sent, body, len(body))
+        for name, value in sent:
+            connection.putheader(name, value)
         connection.endheaders(body or None)
         self.entry["bytes_sent"] = len(body)
         response = connection.getresponse()
@@ -548,9 +556,23 @@ class Exchange:
             lines.append(f"Content-Length: {response.length}")
         self.client.sendall("\r\n".join(lines).encode("latin-1", "replace") + b"\r\n\r\n")
         self.head_sent = True
-        while data := response.read1(65536):
-            self._time_left(0)
-            self._pass(data, self.client, "bytes_received", cap)
+        kept, limit = bytearray(), self.config.log_body_bytes
+        try:
+            while data := response.read1(65536):
+                self._time_left(0)
+                kept += data[: max(0, limit - len(kept))]
+                self._pass(data, self.client, "bytes_received", cap)
+        finally:
+            total = self.entry["bytes_received"]
+            self._log_message("response", response.msg.items(), bytes(kept), total)
+
+    def _log_message(
+        self, side: str, headers: Sequence[tuple[str, str]], body: bytes, total: int
+    ) -> None:
+        """Keep one side of the exchange in the log entry (cut and masked)."""
+        sizes = (self.config.log_header_bytes, self.config.log_body_bytes)
+        shown = exchange_log.message(list(headers), body, total, sizes, SENSITIVE_QUERY_KEYS)
+        self.entry[side] = exchange_log.masked(shown, self.log_secrets)
 
     # -- brokerage.internal -------------------------------------------------------
 
@@ -612,6 +634,7 @@ class Exchange:
 
     def _send_reply(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         self.entry.update(status=status, bytes_received=len(body))
+        self._log_message("response", list(headers.items()), body, len(body))
         reason = http.client.responses.get(status, "")
         safe = {k: _clean(v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
         self._answer(status, reason, body, safe)

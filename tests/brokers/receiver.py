@@ -1,7 +1,8 @@
 """A real HTTP receiver on 127.0.0.1 that records every request.
 
-Paths choose the answer: ``/status/<code>`` answers ``<code>``, ``/moved`` a 301
-to ``/elsewhere``; anything else 200 with a small JSON body.
+Paths choose the answer: ``/status/<code>`` answers ``<code>`` (with the body
+``?body=`` and the content type ``?type=`` give, if they do), ``/moved`` a 301 to
+``/elsewhere``; anything else 200 with a small JSON body.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.server.requests.append(Recorded(self.command, self.path, headers, body))
-        path = urlsplit(self.path).path
+        path, query = urlsplit(self.path).path, parse_qs(urlsplit(self.path).query)
         if path.startswith("/status/"):
-            self._send(int(path.rsplit("/", 1)[1]), b"as you asked", {})
+            answer = query.get("body", ["as you asked"])[0].encode()
+            kind = {"Content-Type": query["type"][0]} if "type" in query else {}
+            self._send(int(path.rsplit("/", 1)[1]), answer, kind)
         elif path == "/moved":
             self._send(301, b"", {"Location": "/elsewhere"})
         else:
