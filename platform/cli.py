@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
@@ -131,11 +131,19 @@ def user_token(username: str, name: str) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--name", default=None, help="Worker name (default: host and process id).")
-def worker(burst: bool, name: str | None) -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Supervise N worker processes, each started again when it dies (default: this "
+    "process is the one worker).",
+)
+def worker(burst: bool, name: str | None, processes: int | None) -> None:
     """Run deliveries: an RQ worker with the scheduler, the sweeper, the sandbox and the gateway.
 
     Start as many as you like, on one machine or many (each with its own Docker engine);
     they share the database and Redis and never run one delivery attempt twice at once.
+    Outages of Redis or the database are waited out (see docs/operations.md).
     """
     import logging
     import os
@@ -146,12 +154,43 @@ def worker(burst: bool, name: str | None) -> None:
     from brokerage.platform.runtime import Runtime
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    make_app()  # migrations and built-in brokers, as the web app has them
+    _wait_for_database(make_app)  # migrations and built-in brokers, as the web app has them
+    name = name or f"{socket.gethostname()}.{os.getpid()}"
+    if processes is not None:
+        from brokerage.platform.deliveries.supervisor import supervise
+
+        def command_for(index: int, generation: int) -> list[str]:
+            code = "from brokerage.platform.cli import run; run()"
+            child = f"{name}-{index}" + (f".{generation}" if generation else "")
+            return [sys.executable, "-c", code, "worker", "--name", child,
+                    *(["--burst"] if burst else [])]  # fmt: skip
+
+        sys.exit(supervise(command_for, processes, burst=burst))
     config = load_config()
     # Worker writes can be redone (see db.SQLITE_SYNCHRONOUS), so by default they skip the fsync.
     config.setdefault("SQLITE_SYNCHRONOUS", "NORMAL")
     runtime = Runtime.from_config(config)
-    run_worker(runtime, name or f"{socket.gethostname()}.{os.getpid()}", burst=burst)
+    run_worker(runtime, name, burst=burst)
+
+
+def _wait_for_database(start: Callable[[], object]) -> None:
+    """Call ``start`` until the database answers (a worker started during an outage waits)."""
+    import logging
+    import time
+
+    from brokerage.platform.deliveries.outages import Outage, is_outage
+
+    outage = Outage("worker start-up", logging.getLogger("brokerage.worker"))
+    while True:
+        try:
+            start()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            time.sleep(outage.failed(exc))
+            continue
+        outage.recovered()
+        return
 
 
 def _add_component_groups() -> None:

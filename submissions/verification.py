@@ -28,7 +28,7 @@ from brokerage.submissions.artifacts import ArtifactStore
 from brokerage.submissions.checks import CheckResult, Finding, static_checks
 from brokerage.submissions.dynamic import BackendFactory, FixtureRun, dynamic_check, run_fixtures
 from brokerage.submissions.errors import SubmissionError
-from brokerage.submissions.models import BrokerVersion, VerificationReport
+from brokerage.submissions.models import BrokerVersion, SubmissionEvent, VerificationReport
 from brokerage.submissions.package import Package, read_archive
 from brokerage.submissions.states import SubmissionState
 
@@ -94,17 +94,29 @@ def store_report(
     return report
 
 
+RESTARTED = "verification started again: the worker running it stopped before it finished"
+
+
 def verify_version(
     session: Session,
     version: BrokerVersion,
     store: ArtifactStore,
     make_backend: BackendFactory | None,
     allowed_imports: Iterable[str] = DEFAULT_IMPORTS,
+    restart: bool = False,
 ) -> str:
-    """Verify a submitted version (the caller commits). Returns the state it ends in."""
-    if version.state != S.SUBMITTED:
+    """Verify a submitted version (the caller commits). Returns the state it ends in.
+
+    ``restart``: the version is left ``verifying`` by a verification that stopped with its
+    worker; it is verified again from the start (audited as verifying → verifying)."""
+    if restart and version.state == S.VERIFYING:
+        session.add(SubmissionEvent(broker_version=version, from_state=str(S.VERIFYING),
+                                    to_state=str(S.VERIFYING), actor=None,
+                                    reason=RESTARTED))  # fmt: skip
+    elif version.state != S.SUBMITTED:
         return f"skipped: the version is {version.state}"
-    lifecycle.move(session, version, S.VERIFYING, None, "verification started")
+    else:
+        lifecycle.move(session, version, S.VERIFYING, None, "verification started")
     session.commit()
     started = utcnow()
     try:

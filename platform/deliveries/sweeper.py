@@ -10,6 +10,16 @@ harmless, because each change is a conditional update and a job id names one att
   web process that died in between leaves them ``queued`` without a job.
 - ``running`` past its lease: the worker died mid-run -> the attempt is marked
   abandoned and the next attempt is enqueued.
+
+Verifications of submitted broker versions, too:
+
+- ``submitted`` for longer than ``GRACE`` with no live ``verify_<id>`` job (Redis lost it,
+  or never got it) -> enqueue the verification.
+- ``verifying`` for longer than ``VERIFY_LEASE_SECONDS`` (past any job's timeout): its
+  worker died -> verify it again from the start.
+
+After Redis restarts empty (queued jobs, scheduled retries and the started-job registry
+all gone), one sweep finds every delivery and verification that lost its job.
 """
 
 from __future__ import annotations
@@ -23,9 +33,12 @@ from sqlalchemy import select, update
 
 from brokerage.core.tables import utcnow
 from brokerage.platform.deliveries import queue as delivery_queue
+from brokerage.platform.deliveries import verification_jobs
 from brokerage.platform.deliveries.states import DeliveryStatus
 from brokerage.platform.models import Delivery, DeliveryAttempt
 from brokerage.platform.runtime import Runtime
+from brokerage.submissions.models import BrokerVersion
+from brokerage.submissions.states import SubmissionState as S
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +54,8 @@ BATCH = 500
 class SweepReport:
     enqueued: list[str] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)
+    verifications: list[int] = field(default_factory=list)
+    """broker versions whose verification was enqueued (again)"""
 
 
 def _candidates(runtime: Runtime, status: DeliveryStatus, *conditions: object) -> list[Delivery]:
@@ -121,8 +136,37 @@ def _abandon(runtime: Runtime, delivery: Delivery, report: SweepReport) -> None:
         report.enqueued.append(delivery.id)
 
 
-def sweep(runtime: Runtime) -> SweepReport:
-    """One pass over the deliveries that may have lost their job."""
+def _verifications(runtime: Runtime, report: SweepReport) -> None:
+    now = utcnow()
+    with runtime.sessions() as session:
+        versions = list(session.execute(
+            select(BrokerVersion.id, BrokerVersion.state)
+            .where(BrokerVersion.state.in_([str(S.SUBMITTED), str(S.VERIFYING)]))
+            .limit(BATCH)
+        ))  # fmt: skip
+        waiting = [
+            version_id
+            for version_id, state in versions
+            if state == S.SUBMITTED
+            and (verification_jobs.last_moved(session, version_id) or now) < now - GRACE
+        ]
+        stuck = [version_id for version_id, state in versions if state == S.VERIFYING
+                 and verification_jobs.stale(runtime, session, version_id)]  # fmt: skip
+    if waiting:
+        live = verification_jobs.live_jobs(runtime, waiting)
+        for version_id in waiting:
+            if version_id not in live and verification_jobs.enqueue(runtime, version_id):
+                report.verifications.append(version_id)
+    for version_id in stuck:
+        if verification_jobs.enqueue(runtime, version_id, restart=True):
+            report.verifications.append(version_id)
+
+
+def sweep(runtime: Runtime, raise_outages: bool = False) -> SweepReport:
+    """One pass over the deliveries and verifications that may have lost their job.
+
+    Redis unreachable: the pass stops early, loses nothing, and logs a warning (or, with
+    ``raise_outages``, raises for the caller to log once per outage)."""
     report = SweepReport()
     now = utcnow()
     try:
@@ -140,6 +184,9 @@ def sweep(runtime: Runtime) -> SweepReport:
             _requeue(runtime, delivery, DeliveryStatus.RETRYING, report)
         for delivery in _candidates(runtime, DeliveryStatus.RUNNING, Delivery.lease_until < now):
             _abandon(runtime, delivery, report)
+        _verifications(runtime, report)
     except RedisError as exc:
+        if raise_outages:
+            raise
         log.warning("sweep stopped early, Redis is unreachable: %s", exc)
     return report

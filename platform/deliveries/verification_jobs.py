@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
+from rq.job import Job, JobStatus
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from brokerage.core.tables import utcnow
 from brokerage.platform.deliveries import jobs as delivery_tasks
 from brokerage.platform.errors import PlatformError
 from brokerage.platform.runtime import Runtime
 from brokerage.submissions.artifacts import ArtifactStore, store_from_config
 from brokerage.submissions.dynamic import BackendFactory, backend_factory
-from brokerage.submissions.models import BrokerVersion
+from brokerage.submissions.models import BrokerVersion, SubmissionEvent
 from brokerage.submissions.verification import verify_version
 
 log = logging.getLogger(__name__)
@@ -26,6 +31,9 @@ log = logging.getLogger(__name__)
 JOB_FUNCTION = "brokerage.platform.deliveries.verification_jobs.run_verification"
 JOB_TIMEOUT = 600
 """seconds RQ lets one verification run (fixtures each have the sandbox's own deadline)"""
+VERIFY_LEASE_SECONDS = JOB_TIMEOUT + 60
+"""a version ``verifying`` for longer than this lost its worker (RQ ends a job at its
+timeout): the sweeper has it verified again"""
 
 
 @dataclass
@@ -56,28 +64,73 @@ def _current() -> Context:
     return context_for(dispatcher.runtime)
 
 
-def run_verification(version_id: int) -> str:
-    """Verify one submitted version (the job ``verify_<id>``); returns the state it ends in."""
+def run_verification(version_id: int, restart: bool = False) -> str:
+    """Verify one submitted version (the job ``verify_<id>``); returns the state it ends in.
+    ``restart`` (the sweeper's): verify again a version whose verification stopped with its
+    worker, unless someone restarted it meanwhile."""
     context = _current()
     with context.runtime.sessions() as session:
         version = session.get(BrokerVersion, version_id)
         if version is None:
             return "skipped: no such version"
+        if restart and not stale(context.runtime, session, version_id):
+            return "skipped: its verification is alive"
         allowed = context.runtime.config.get("SANDBOX_ALLOWED_IMPORTS") or None
         kwargs = {"allowed_imports": tuple(allowed)} if allowed else {}
-        state = verify_version(session, version, context.store, context.make_backend, **kwargs)
+        state = verify_version(
+            session, version, context.store, context.make_backend, restart=restart, **kwargs
+        )
         session.commit()
     return state
 
 
-def enqueue(runtime: Runtime, version_id: int) -> bool:
+def lease_seconds(runtime: Runtime) -> float:
+    return float(runtime.config.get("VERIFY_LEASE_SECONDS") or VERIFY_LEASE_SECONDS)
+
+
+def last_moved(session: Session, version_id: int) -> datetime | None:
+    """When the version last changed state (its newest audit row)."""
+    found = session.scalar(
+        select(func.max(SubmissionEvent.at)).where(SubmissionEvent.broker_version_id == version_id)
+    )
+    return None if found is None else as_utc(found)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def stale(runtime: Runtime, session: Session, version_id: int) -> bool:
+    """Whether a ``verifying`` version has been so for longer than any verification runs."""
+    moved = last_moved(session, version_id)
+    return moved is None or moved < utcnow() - timedelta(seconds=lease_seconds(runtime))
+
+
+def job_id(version_id: int) -> str:
+    return f"verify_{version_id}"
+
+
+def live_jobs(runtime: Runtime, version_ids: list[int]) -> set[int]:
+    """Which of these versions have a waiting or running verification job in Redis (one
+    round trip); raises RedisError when Redis cannot be asked."""
+    pipe = runtime.redis.pipeline(transaction=False)
+    for version_id in version_ids:
+        pipe.hget(Job.key_for(job_id(version_id)), "status")
+    live = {s.value for s in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED)}
+    return {version_id for version_id, status in zip(version_ids, pipe.execute(), strict=True)
+            if status is not None and status.decode() in live}  # fmt: skip
+
+
+def enqueue(runtime: Runtime, version_id: int, restart: bool = False) -> bool:
     """Queue the verification of ``version_id``; False when Redis cannot be reached (the
-    vendor may ask again: ``POST /1.0/submissions/<id>/verify``)."""
+    vendor may ask again: ``POST /1.0/submissions/<id>/verify``; the sweeper does)."""
     try:
         runtime.queue.enqueue(
             JOB_FUNCTION,
             version_id,
-            job_id=f"verify_{version_id}",
+            restart,
+            job_id=job_id(version_id),
             job_timeout=JOB_TIMEOUT,
             result_ttl=3600,
             failure_ttl=24 * 3600,
