@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from tests.brokers.service_fakes_a import ServicesRig, assert_failed
+from tests.brokers.harness import BrokerRig, assert_failed
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Broker:
 
     name: str
     host: str
-    settings: Callable[[ServicesRig], dict[str, str]]
+    settings: Callable[[BrokerRig], dict[str, str]]
     recorded: str
     """the fake's attribute listing what reached it (``comments``, ``entries``, ...)"""
 
@@ -44,7 +44,7 @@ def failure_id(case: Failure) -> str:
     return case.id
 
 
-def run_failure(rig: ServicesRig, broker: Broker, case: Failure) -> None:
+def run_failure(rig: BrokerRig, broker: Broker, case: Failure) -> None:
     rig.fail_with(case.status)
     places = {"{url}": rig.url(broker.host), "{dead}": rig.dead_url()}
     overrides = {k: placed(v, places) for k, v in case.settings.items()}

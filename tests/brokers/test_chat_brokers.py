@@ -11,19 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.brokers import service_fakes_b
+from tests.brokers.fakes.modern import DiscordFake, MattermostFake, SlackFake, TeamsFake
+from tests.brokers.fakes.wire import Fake
 from tests.brokers.fixtures import fixture
-from tests.brokers.service_fakes_b import (
-    DiscordFake,
-    Fake,
-    MattermostFake,
-    ServiceRig,
-    SlackFake,
-    TeamsFake,
-)
-
-service_rig = service_fakes_b.service_rig
-"""the fixture: the session's sandbox, gateway and service fakes"""
+from tests.brokers.harness import BrokerRig
 
 SLACK = "hooks.slack.com"
 DISCORD = "discord.com"
@@ -129,11 +120,11 @@ CASES = [
 ]  # fmt: skip
 
 
-def fill(case: Case, rig: ServiceRig) -> dict[str, str]:
+def fill(case: Case, rig: BrokerRig) -> dict[str, str]:
     host = HOSTS[case.broker]
     url = (
         case.url.replace("{fake}", rig.url(host, "").rstrip("/"))
-        .replace("{down}", rig.url(host, "", port=rig.down_port).rstrip("/"))
+        .replace("{down}", rig.url(host, "", port=rig.dead_port).rstrip("/"))
         .replace("{connector}", rig.url(CONNECTOR, "").rstrip("/"))
     )
     return {"Webhook URL": url, **case.fields}
@@ -171,13 +162,13 @@ def assert_summarises(broker: str, variant: str, text: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_chat_broker(service_rig: ServiceRig, case: Case) -> None:
-    service = fill(case, service_rig)
-    result = service_rig.run(case.broker, case.variant, service, case.fake())
-    assert len(service_rig.requests) == case.sent, (result.error, result.requests)
+def test_chat_broker(rig: BrokerRig, case: Case) -> None:
+    service = fill(case, rig)
+    result = rig.dispatch(case.broker, case.variant, service, case.fake())
+    assert len(rig.requests) == case.sent, (result.error, result.requests)
     if case.outcome == "succeeded":
         assert result.status == "succeeded", result.error
-        request = service_rig.requests[0]
+        request = rig.requests[0]
         assert request.method == "POST"
         assert request.headers["content-type"] == "application/json"
         body = json.loads(request.body)

@@ -13,18 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.brokers import service_fakes_b
-from tests.brokers.receiver import Recorded
-from tests.brokers.service_fakes_b import (
-    BambooFake,
-    Fake,
-    JenkinsFake,
-    ServiceRig,
-    UnavailableFake,
-)
-
-service_rig = service_fakes_b.service_rig
-"""the fixture: the session's sandbox, gateway and service fakes"""
+from tests.brokers.fakes.modern import BambooFake, JenkinsFake, UnavailableFake
+from tests.brokers.fakes.wire import Fake, Request
+from tests.brokers.harness import BrokerRig
 
 JENKINS = "ci.example.test"
 BAMBOO = "bamboo.example.test"
@@ -41,7 +32,7 @@ class Case:
     outcome: str = "succeeded"  # or "skipped" (nothing triggered), or the error kind
     message: str = ""
     sent: int = 1
-    check: Callable[[list[Recorded]], None] | None = None
+    check: Callable[[list[Request]], None] | None = None
     id: str = ""
 
 
@@ -55,11 +46,11 @@ def bamboo(plan: str = "PROJ-PLAN", user: str = "builder", password: str = "s3cr
     return {"URL": url, "Plan Key": plan, "Username": user, "Password": password}
 
 
-def query(request: Recorded) -> dict[str, str]:
+def query(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(request.path).query).items()}
 
 
-def crumb_then_build(requests: list[Recorded]) -> None:
+def crumb_then_build(requests: list[Request]) -> None:
     crumb, build = requests
     assert (crumb.method, urlsplit(crumb.path).path) == ("GET", "/crumbIssuer/api/json")
     assert (build.method, urlsplit(build.path).path) == ("POST", "/job/project-x/build")
@@ -69,20 +60,20 @@ def crumb_then_build(requests: list[Recorded]) -> None:
     assert query(build)["cause"].startswith("Push of ")
 
 
-def with_parameters(requests: list[Recorded]) -> None:
+def with_parameters(requests: list[Request]) -> None:
     paths = [urlsplit(r.path).path for r in requests]
     assert paths[1:] == ["/job/project-x/build", "/job/project-x/buildWithParameters"]
     assert query(requests[2])["token"] == BUILD_TOKEN
     assert requests[2].headers["jenkins-crumb"]
 
 
-def no_crumb(requests: list[Recorded]) -> None:
+def no_crumb(requests: list[Request]) -> None:
     assert "jenkins-crumb" not in requests[-1].headers
     assert urlsplit(requests[-1].path).path.endswith("/build")
 
 
-def basic_as(user: str) -> Callable[[list[Recorded]], None]:
-    def check(requests: list[Recorded]) -> None:
+def basic_as(user: str) -> Callable[[list[Request]], None]:
+    def check(requests: list[Request]) -> None:
         for request in requests:
             scheme, _, encoded = request.headers["authorization"].partition(" ")
             assert scheme == "Basic"
@@ -91,8 +82,8 @@ def basic_as(user: str) -> Callable[[list[Recorded]], None]:
     return check
 
 
-def queued(key: str) -> Callable[[list[Recorded]], None]:
-    def check(requests: list[Recorded]) -> None:
+def queued(key: str) -> Callable[[list[Request]], None]:
+    def check(requests: list[Request]) -> None:
         (request,) = requests
         assert (request.method, urlsplit(request.path).path) == (
             "POST", f"/rest/api/latest/queue/{key}")  # fmt: skip
@@ -160,11 +151,11 @@ CASES = [
 ]  # fmt: skip
 
 
-def fill(case: Case, rig: ServiceRig) -> dict[str, str]:
+def fill(case: Case, rig: BrokerRig) -> dict[str, str]:
     host = JENKINS if case.broker == "jenkins" else BAMBOO
     values = {
         "{fake}": rig.url(host, ""),
-        "{down}": rig.url(host, "", port=rig.down_port),
+        "{down}": rig.url(host, "", port=rig.dead_port),
         "{auth}": rig.url(host, "", userinfo="ci:api-t0ken@"),
         "{badauth}": rig.url(host, "", userinfo="ci:s3cret-wrong@"),
     }
@@ -172,9 +163,9 @@ def fill(case: Case, rig: ServiceRig) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_ci_broker(service_rig: ServiceRig, case: Case) -> None:
-    result = service_rig.run(case.broker, case.variant, fill(case, service_rig), case.fake())
-    requests = service_rig.requests
+def test_ci_broker(rig: BrokerRig, case: Case) -> None:
+    result = rig.dispatch(case.broker, case.variant, fill(case, rig), case.fake())
+    requests = rig.requests
     assert len(requests) == case.sent, (result.error, result.requests)
     if case.outcome in ("succeeded", "skipped"):
         assert result.status == "succeeded", result.error

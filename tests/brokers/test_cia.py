@@ -5,27 +5,20 @@ from __future__ import annotations
 
 import pytest
 
-from tests.brokers import service_fakes_a
 from tests.brokers.cases import Broker, Failure, failure_id, run_failure
-from tests.brokers.service_fakes_a import (
-    ServicesRig,
-    assert_failed,
-    assert_succeeded,
-)
+from tests.brokers.harness import BrokerRig, assert_failed, assert_succeeded
 
-services = service_fakes_a.services
-"""the fixture: the session's sandbox, gateway and service fakes"""
 HOST = "cia.test"
 EGRESS = [HOST, "down.test"]
 
 
-def service(rig: ServicesRig, **overrides: str) -> dict[str, str]:
+def service(rig: BrokerRig, **overrides: str) -> dict[str, str]:
     return {"Project": "project-x", "Server URL": rig.url(HOST, "/RPC2"), **overrides}
 
 
-def test_one_commit_is_one_message(services: ServicesRig) -> None:
-    assert_succeeded(services.run("cia", "1_commit", service(services), EGRESS))
-    (message,) = services.fake(HOST).messages
+def test_one_commit_is_one_message(rig: BrokerRig) -> None:
+    assert_succeeded(rig.run("cia", "1_commit", service(rig), EGRESS))
+    (message,) = rig.fake(HOST).messages
     assert message.findtext("source/project") == "project-x"
     assert message.find("source/module") is None
     assert message.findtext("source/branch") == "master"
@@ -38,13 +31,13 @@ def test_one_commit_is_one_message(services: ServicesRig) -> None:
     assert message.findtext("body/commit/url", "").endswith(
         "/commits/a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
     )
-    assert services.requests[0].headers["content-type"] == "text/xml"
+    assert rig.requests[0].headers["content-type"] == "text/xml"
 
 
-def test_three_commits_are_three_messages_with_the_module(services: ServicesRig) -> None:
-    run = services.run("cia", "3_commits", service(services, Module="core"), EGRESS)
+def test_three_commits_are_three_messages_with_the_module(rig: BrokerRig) -> None:
+    run = rig.run("cia", "3_commits", service(rig, Module="core"), EGRESS)
     assert assert_succeeded(run)["delivered"] == 3
-    messages = services.fake(HOST).messages
+    messages = rig.fake(HOST).messages
     assert [m.findtext("source/module") for m in messages] == ["core"] * 3
     assert [m.findtext("source/branch") for m in messages] == ["master", "master", "feature"]
     second = [(f.get("action"), f.text) for f in messages[1].findall("body/commit/files/file")]
@@ -64,20 +57,20 @@ FAILURES = [
 
 
 @pytest.mark.parametrize("case", FAILURES, ids=failure_id)
-def test_failures(services: ServicesRig, case: Failure) -> None:
-    run_failure(services, BROKER, case)
+def test_failures(rig: BrokerRig, case: Failure) -> None:
+    run_failure(rig, BROKER, case)
 
 
-def test_a_fault_is_a_configuration_error(services: ServicesRig) -> None:
-    services.fake(HOST).refuse = "unknown project <project-x> & co"
-    result = services.run("cia", "1_commit", service(services), EGRESS)
+def test_a_fault_is_a_configuration_error(rig: BrokerRig) -> None:
+    rig.fake(HOST).refuse = "unknown project <project-x> & co"
+    result = rig.run("cia", "1_commit", service(rig), EGRESS)
     assert_failed(result, "configuration", "CIA refused the message for a1b2c3d4e5f6: "
                                            "unknown project <project-x> & co")  # fmt: skip
 
 
-def test_markup_in_messages_and_paths_arrives_intact(services: ServicesRig) -> None:
-    assert_succeeded(services.run("cia", "markup", service(services), EGRESS))
-    (message,) = services.fake(HOST).messages
+def test_markup_in_messages_and_paths_arrives_intact(rig: BrokerRig) -> None:
+    assert_succeeded(rig.run("cia", "markup", service(rig), EGRESS))
+    (message,) = rig.fake(HOST).messages
     assert message.findtext("body/commit/author") == "o'brien & co"
     assert message.findtext("body/commit/log") == (
         "Escape <b>this</b> & \"that\" 'too'  ]]> done\n\nSecond line & more <tags>"

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.brokers import service_fakes_a
 from tests.brokers.cases import Broker, Failure, failure_id, run_failure
-from tests.brokers.service_fakes_a import (
-    ServicesRig,
-    assert_succeeded,
-    broker_module,
-)
+from tests.brokers.harness import BrokerRig, assert_succeeded, broker_module
 
-services = service_fakes_a.services
-"""the fixture: the session's sandbox, gateway and service fakes"""
 HOST = "fogbugz.test"
 EGRESS = [HOST, "down.test"]
 fogbugz = broker_module("fogbugz")
@@ -32,23 +25,23 @@ def test_case_numbers(message: str, cases: list[int]) -> None:
     assert fogbugz.case_numbers(message) == cases
 
 
-def service(rig: ServicesRig, **overrides: str) -> dict[str, str]:
+def service(rig: BrokerRig, **overrides: str) -> dict[str, str]:
     return {"Repository ID": "3", "CVSSubmit URL": rig.url(HOST, "/cvsSubmit.asp"), **overrides}
 
 
-def test_one_commit_one_case_one_file(services: ServicesRig) -> None:
-    result = assert_succeeded(services.run("fogbugz", "1_commit", service(services), EGRESS))
-    assert services.fake(HOST).checkins == [{
+def test_one_commit_one_case_one_file(rig: BrokerRig) -> None:
+    result = assert_succeeded(rig.run("fogbugz", "1_commit", service(rig), EGRESS))
+    assert rig.fake(HOST).checkins == [{
         "ixBug": "42", "sFile": "somefile.py", "sPrev": "702c70160afc",
         "sNew": "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678", "ixRepository": "3",
     }]  # fmt: skip
-    assert services.requests[0].method == "GET"
+    assert rig.requests[0].method == "GET"
     assert result["cases"] == [42]
 
 
-def test_three_commits_every_case_times_every_file(services: ServicesRig) -> None:
-    result = assert_succeeded(services.run("fogbugz", "3_commits", service(services), EGRESS))
-    got = [(c["ixBug"], c["sFile"], c["sPrev"]) for c in services.fake(HOST).checkins]
+def test_three_commits_every_case_times_every_file(rig: BrokerRig) -> None:
+    result = assert_succeeded(rig.run("fogbugz", "3_commits", service(rig), EGRESS))
+    got = [(c["ixBug"], c["sFile"], c["sPrev"]) for c in rig.fake(HOST).checkins]
     assert got == [
         ("42", "somefile.py", "702c70160afc"),
         ("7", "src/frob.py", "a1b2c3d4e5f6"), ("7", "docs/frob.md", "a1b2c3d4e5f6"),
@@ -72,5 +65,5 @@ FAILURES = [
 
 
 @pytest.mark.parametrize("case", FAILURES, ids=failure_id)
-def test_failures(services: ServicesRig, case: Failure) -> None:
-    run_failure(services, BROKER, case)
+def test_failures(rig: BrokerRig, case: Failure) -> None:
+    run_failure(rig, BROKER, case)

@@ -5,39 +5,33 @@ from __future__ import annotations
 
 import pytest
 
-from tests.brokers import service_fakes_a
 from tests.brokers.cases import Broker, Failure, failure_id, run_failure
-from tests.brokers.service_fakes_a import (
-    ServicesRig,
-    assert_succeeded,
-)
+from tests.brokers.harness import BrokerRig, assert_succeeded
 
-services = service_fakes_a.services
-"""the fixture: the session's sandbox, gateway and service fakes"""
 HOST = "friendfeed.test"
 EGRESS = [HOST, "down.test"]
 COMMITS_URL = "https://brokerage.example/marcus/project-x/commits/"
 
 
-def service(rig: ServicesRig, **overrides: str) -> dict[str, str]:
+def service(rig: BrokerRig, **overrides: str) -> dict[str, str]:
     return {"Nickname": "marcus", "Remote Key": "remote-key", "API URL": rig.url(HOST, "/api"),
             **overrides}  # fmt: skip
 
 
-def test_one_commit_is_one_entry_with_the_message_as_first_comment(services: ServicesRig) -> None:
-    result = assert_succeeded(services.run("friendfeed", "1_commit", service(services), EGRESS))
-    (entry,) = services.fake(HOST).entries
+def test_one_commit_is_one_entry_with_the_message_as_first_comment(rig: BrokerRig) -> None:
+    result = assert_succeeded(rig.run("friendfeed", "1_commit", service(rig), EGRESS))
+    (entry,) = rig.fake(HOST).entries
     assert entry["title"] == "Project X - marcus"
     assert entry["link"] == COMMITS_URL + "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
     assert entry["comments"] == [{"body": "Added some more things to somefile.py"}]
     assert result["entries"] == [entry["id"]]
 
 
-def test_three_commits_are_three_entries(services: ServicesRig) -> None:
+def test_three_commits_are_three_entries(rig: BrokerRig) -> None:
     fmt = "${repository.name}: ${commit.message} ${commit.tinyurl}"
-    run = services.run("friendfeed", "3_commits", service(services, Format=fmt), EGRESS)
+    run = rig.run("friendfeed", "3_commits", service(rig, Format=fmt), EGRESS)
     assert assert_succeeded(run)["message"] == "shared 3 entries"
-    entries = services.fake(HOST).entries
+    entries = rig.fake(HOST).entries
     assert [e["title"].rsplit(" ", 1)[0] for e in entries] == [
         "Project X: Added some more things to somefile.py",
         "Project X: Fixed the frobnicator",
@@ -61,5 +55,5 @@ FAILURES = [
 
 
 @pytest.mark.parametrize("case", FAILURES, ids=failure_id)
-def test_failures(services: ServicesRig, case: Failure) -> None:
-    run_failure(services, BROKER, case)
+def test_failures(rig: BrokerRig, case: Failure) -> None:
+    run_failure(rig, BROKER, case)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.brokers.conftest import MAIL_DOMAIN, Rig
 from tests.brokers.fixtures import fixture
+from tests.brokers.harness import MAIL_DOMAIN, BrokerRig
 
 
 @dataclass
@@ -39,7 +39,7 @@ CASES = [
 @pytest.mark.parametrize(
     "case", CASES, ids=[f"{c.broker}-{c.variant}-{c.email or 'none'}" for c in CASES]
 )
-def test_mail(rig: Rig, case: Case) -> None:
+def test_mail(rig: BrokerRig, case: Case) -> None:
     result = rig.run(case.broker, case.variant, {"Email": case.email})
     if case.error:
         assert result.status == "failed"
@@ -67,7 +67,7 @@ def test_mail_not_configured_is_transient(docker_image: str) -> None:
     service as a configuration error."""
     from brokerage.sandbox.docker_backend import DockerBackend
     from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
-    from tests.brokers.conftest import LIMITS, builtin_bundle
+    from tests.brokers.harness import LIMITS, builtin_bundle
 
     envelope = dict(fixture("email", "1_commit"), service={"Email": "dev@example.org"},
                     broker="email", delivery={"id": "d-1", "attempt": 1})  # fmt: skip

@@ -15,8 +15,8 @@ from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.interface import BrokerBundle
 from brokerage.submissions import bundles
 from brokerage.submissions.models import BrokerVersion
-from tests.brokers.conftest import LIMITS, RECEIVER_HOST, Rig, builtin_bundle
 from tests.brokers.fixtures import fixture
+from tests.brokers.harness import LIMITS, RECEIVER_HOST, BrokerRig, builtin_bundle
 from tests.pipeline.conftest import Repo, push_body
 from tests.support import Seeder, basic
 
@@ -47,8 +47,10 @@ def deliveries(repo: Repo, body: dict[str, Any]) -> list[str]:
     return [d["id"] for d in response.json["deliveries"]]
 
 
-def test_post_end_to_end(repo: Repo, runtime: Runtime, rig: Rig, named_receiver: None) -> None:
-    repo.add_service(f"type=POST&URL={rig.url('/hook')}&Secret=s3cret")
+def test_post_end_to_end(
+    repo: Repo, runtime: Runtime, rig: BrokerRig, named_receiver: None
+) -> None:
+    repo.add_service(f"type=POST&URL={rig.hook_url('/hook')}&Secret=s3cret")
     commits = fixture("post", "3_commits")["commits"]
     [delivery_id] = deliveries(repo, push_body(*commits))
     assert Dispatcher(runtime, rig.backend, LIMITS).run(delivery_id) == "succeeded"
@@ -67,9 +69,9 @@ def test_post_end_to_end(repo: Repo, runtime: Runtime, rig: Rig, named_receiver:
 
 
 def test_post_configuration_error_on_the_delivery(
-    repo: Repo, runtime: Runtime, rig: Rig, named_receiver: None
+    repo: Repo, runtime: Runtime, rig: BrokerRig, named_receiver: None
 ) -> None:
-    repo.add_service(f"type=POST&URL={rig.url('/status/404')}")
+    repo.add_service(f"type=POST&URL={rig.hook_url('/status/404')}")
     [delivery_id] = deliveries(repo, push_body(*fixture("post", "1_commit")["commits"]))
     assert Dispatcher(runtime, rig.backend, LIMITS).run(delivery_id) == "configuration"
     shown = repo.get(f"deliveries/{delivery_id}")
@@ -79,7 +81,7 @@ def test_post_configuration_error_on_the_delivery(
 
 
 def test_issues_end_to_end(
-    repo: Repo, client: FlaskClient, runtime: Runtime, platform_rig: Rig
+    repo: Repo, client: FlaskClient, runtime: Runtime, platform_rig: BrokerRig
 ) -> None:
     for title in ("one", "two", "three", "four", "five"):
         client.post(ISSUES, json={"title": title}, headers=basic("marcus"))
@@ -108,7 +110,7 @@ def test_issues_end_to_end(
 
 
 def test_issues_unknown_issue_is_reported_not_failed(
-    repo: Repo, client: FlaskClient, runtime: Runtime, platform_rig: Rig
+    repo: Repo, client: FlaskClient, runtime: Runtime, platform_rig: BrokerRig
 ) -> None:
     client.post(ISSUES, json={"title": "one"}, headers=basic("marcus"))
     repo.add_service("type=Issues")
@@ -119,7 +121,7 @@ def test_issues_unknown_issue_is_reported_not_failed(
     assert len(result["applied"]) == 1
 
 
-def test_email_diff_end_to_end(repo: Repo, runtime: Runtime, rig: Rig) -> None:
+def test_email_diff_end_to_end(repo: Repo, runtime: Runtime, rig: BrokerRig) -> None:
     repo.add_service("type=Email&Email=dev@example.org")
     repo.add_service("type=Email Diff&Email=dev@example.org, qa@example.org")
     pushed = fixture("emaildiff", "3_commits_one_without_patch")

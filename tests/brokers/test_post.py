@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.brokers.conftest import RECEIVER_HOST, Rig
 from tests.brokers.fixtures import fixture
+from tests.brokers.harness import RECEIVER_HOST, BrokerRig
 from tests.brokers.receiver import Recorded
 from tests.brokers.sdk_path import sdk_module
 
@@ -28,7 +28,7 @@ def sent_payload(request: Recorded) -> dict[str, Any]:
         loaded: dict[str, Any] = json.loads(request.body)
         return loaded
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
-    assert list(request.form) == ["payload"]  # seed 003: "only 2 parameters" (token is in the URL)
+    assert list(request.form) == ["payload"]  # as the classic POST sent it
     decoded: dict[str, Any] = json.loads(request.form["payload"])
     return decoded
 
@@ -82,14 +82,14 @@ def _equal(got: Any, expected: Any) -> None:
     assert got == expected
 
 
-def fill(service: dict[str, str], rig: Rig) -> dict[str, str]:
-    url = rig.url("").rstrip("/")
-    auth = rig.url("", userinfo="bob:p%40ss%20word@").rstrip("/")
+def fill(service: dict[str, str], rig: BrokerRig) -> dict[str, str]:
+    url = rig.hook_url("").rstrip("/")
+    auth = rig.hook_url("", userinfo="bob:p%40ss%20word@").rstrip("/")
     return {k: v.replace("{url}", url).replace("{auth}", auth) for k, v in service.items()}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_post(rig: Rig, case: Case) -> None:
+def test_post(rig: BrokerRig, case: Case) -> None:
     result = rig.run("post", case.variant, fill(case.service, rig), egress=EGRESS)
     assert len(rig.hook.requests) == case.requests, result
     if case.outcome == "succeeded":
@@ -114,7 +114,7 @@ def test_post(rig: Rig, case: Case) -> None:
         assert "p@ss" not in json.dumps(result.error) and "s3cret" not in json.dumps(result.error)
 
 
-def test_the_real_manifest_never_reaches_private_addresses(rig: Rig) -> None:
+def test_the_real_manifest_never_reaches_private_addresses(rig: BrokerRig) -> None:
     """POST's manifest allows any *public* host: a URL on 127.0.0.1 is refused by the
     gateway (even with 127.0.0.1/32 opened) unless the run's service named that host —
     the dispatcher does that for the service's URL fields; this bare run names none."""

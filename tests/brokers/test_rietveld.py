@@ -5,36 +5,29 @@ from __future__ import annotations
 
 import pytest
 
-from tests.brokers import service_fakes_a
 from tests.brokers.cases import Broker, Failure, failure_id, run_failure
 from tests.brokers.fixtures import fixture
-from tests.brokers.service_fakes_a import (
-    ServicesRig,
-    assert_failed,
-    assert_succeeded,
-)
+from tests.brokers.harness import BrokerRig, assert_failed, assert_succeeded
 
-services = service_fakes_a.services
-"""the fixture: the session's sandbox, gateway and service fakes"""
 HOST = "rietveld.test"
 EGRESS = [HOST, "down.test"]
 
 
-def service(rig: ServicesRig, **overrides: str) -> dict[str, str]:
+def service(rig: BrokerRig, **overrides: str) -> dict[str, str]:
     return {"Email": "marcus@somedomain.com", "Password": "secret", "URL": rig.url(HOST, "/"),
             "Auth URL": rig.url(HOST, "/accounts/ClientLogin"), **overrides}  # fmt: skip
 
 
-def test_one_commit_is_one_issue_with_its_patch(services: ServicesRig) -> None:
-    result = assert_succeeded(services.run("rietveld", "1_commit", service(services), EGRESS))
-    (issue,) = services.fake(HOST).issues
+def test_one_commit_is_one_issue_with_its_patch(rig: BrokerRig) -> None:
+    result = assert_succeeded(rig.run("rietveld", "1_commit", service(rig), EGRESS))
+    (issue,) = rig.fake(HOST).issues
     raw_node = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
     assert issue["subject"] == "Added some more things to somefile.py"
     assert issue["data"] == fixture("rietveld", "1_commit")["patches"][raw_node]
     assert issue["user"] == "marcus@somedomain.com"
     assert issue["description"].endswith(f"marcus master {issue['base']}")
-    assert result["issues"] == [services.url(HOST, "/1")]
-    login, app_login, upload = services.requests
+    assert result["issues"] == [rig.url(HOST, "/1")]
+    login, app_login, upload = rig.requests
     assert (login.method, login.route, app_login.route, upload.route) == (
         "POST",
         "/accounts/ClientLogin",
@@ -44,9 +37,9 @@ def test_one_commit_is_one_issue_with_its_patch(services: ServicesRig) -> None:
     assert login.form["service"] == "ah" and login.form["Email"] == "marcus@somedomain.com"
 
 
-def test_three_commits_are_three_issues(services: ServicesRig) -> None:
-    result = assert_succeeded(services.run("rietveld", "3_commits", service(services), EGRESS))
-    issues = services.fake(HOST).issues
+def test_three_commits_are_three_issues(rig: BrokerRig) -> None:
+    result = assert_succeeded(rig.run("rietveld", "3_commits", service(rig), EGRESS))
+    issues = rig.fake(HOST).issues
     assert [i["subject"] for i in issues] == [
         "Added some more things to somefile.py",
         "Fixed the frobnicator",
@@ -54,16 +47,16 @@ def test_three_commits_are_three_issues(services: ServicesRig) -> None:
     ]
     assert "-naïve café ☕" in issues[2]["data"]
     assert result["message"] == "uploaded 3 issue(s)"
-    assert sum(r.route == "/accounts/ClientLogin" for r in services.requests) == 1
+    assert sum(r.route == "/accounts/ClientLogin" for r in rig.requests) == 1
 
 
-def test_changesets_without_a_patch_are_skipped(services: ServicesRig) -> None:
-    run = services.run("rietveld", "3_commits_one_without_patch", service(services), EGRESS)
+def test_changesets_without_a_patch_are_skipped(rig: BrokerRig) -> None:
+    run = rig.run("rietveld", "3_commits_one_without_patch", service(rig), EGRESS)
     assert "1 changeset(s) without a patch" in assert_succeeded(run)["message"]
-    assert len(services.fake(HOST).issues) == 2
-    services.requests.clear()
-    nothing = assert_succeeded(services.run("rietveld", "no_patches", service(services), EGRESS))
-    assert nothing["issues"] == [] and services.requests == []  # not even a login
+    assert len(rig.fake(HOST).issues) == 2
+    rig.requests.clear()
+    nothing = assert_succeeded(rig.run("rietveld", "no_patches", service(rig), EGRESS))
+    assert nothing["issues"] == [] and rig.requests == []  # not even a login
 
 
 BROKER = Broker("rietveld", HOST, service, "issues")
@@ -83,11 +76,11 @@ FAILURES = [
 
 
 @pytest.mark.parametrize("case", FAILURES, ids=failure_id)
-def test_failures(services: ServicesRig, case: Failure) -> None:
-    run_failure(services, BROKER, case)
+def test_failures(rig: BrokerRig, case: Failure) -> None:
+    run_failure(rig, BROKER, case)
 
 
-def test_a_site_that_refuses_the_token_is_a_configuration_error(services: ServicesRig) -> None:
-    services.fake(HOST).site_token = "ANOTHER-TOKEN"
-    result = services.run("rietveld", "1_commit", service(services), EGRESS)
+def test_a_site_that_refuses_the_token_is_a_configuration_error(rig: BrokerRig) -> None:
+    rig.fake(HOST).site_token = "ANOTHER-TOKEN"
+    result = rig.run("rietveld", "1_commit", service(rig), EGRESS)
     assert_failed(result, "configuration", "did not accept the login")

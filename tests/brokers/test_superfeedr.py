@@ -5,41 +5,35 @@ from __future__ import annotations
 
 import pytest
 
-from tests.brokers import service_fakes_a
 from tests.brokers.cases import Broker, Failure, failure_id, run_failure
-from tests.brokers.service_fakes_a import (
-    ServicesRig,
-    assert_succeeded,
-)
+from tests.brokers.harness import BrokerRig, assert_succeeded
 
-services = service_fakes_a.services
-"""the fixture: the session's sandbox, gateway and service fakes"""
 HOST = "superfeedr.test"
 EGRESS = [HOST, "down.test"]
 FEED = "https://brokerage.example/marcus/project-x/rss"
 
 
-def service(rig: ServicesRig, **overrides: str) -> dict[str, str]:
+def service(rig: BrokerRig, **overrides: str) -> dict[str, str]:
     return {"Hub URL": rig.url(HOST, "/"), **overrides}
 
 
 @pytest.mark.parametrize("variant", ["1_commit", "3_commits"])
 def test_a_push_is_one_publish_ping_for_the_repository_feed(
-    services: ServicesRig,
+    rig: BrokerRig,
     variant: str,
 ) -> None:
-    result = assert_succeeded(services.run("superfeedr", variant, service(services), EGRESS))
-    assert services.fake(HOST).pings == [FEED]
+    result = assert_succeeded(rig.run("superfeedr", variant, service(rig), EGRESS))
+    assert rig.fake(HOST).pings == [FEED]
     assert result["message"] == f"pinged the hub for {FEED}: 204"
-    (request,) = services.requests
+    (request,) = rig.requests
     assert request.form == {"hub.mode": "publish", "hub.url": FEED}
 
 
-def test_feed_url_overrides_the_repository_feed(services: ServicesRig) -> None:
-    elsewhere = service(services, **{"Feed URL": "https://feeds.example/x.atom"})
-    run = services.run("superfeedr", "1_commit", elsewhere, EGRESS)
+def test_feed_url_overrides_the_repository_feed(rig: BrokerRig) -> None:
+    elsewhere = service(rig, **{"Feed URL": "https://feeds.example/x.atom"})
+    run = rig.run("superfeedr", "1_commit", elsewhere, EGRESS)
     assert_succeeded(run)
-    assert services.fake(HOST).pings == ["https://feeds.example/x.atom"]
+    assert rig.fake(HOST).pings == ["https://feeds.example/x.atom"]
 
 
 BROKER = Broker("superfeedr", HOST, service, "pings")
@@ -54,5 +48,5 @@ FAILURES = [
 
 
 @pytest.mark.parametrize("case", FAILURES, ids=failure_id)
-def test_failures(services: ServicesRig, case: Failure) -> None:
-    run_failure(services, BROKER, case)
+def test_failures(rig: BrokerRig, case: Failure) -> None:
+    run_failure(rig, BROKER, case)

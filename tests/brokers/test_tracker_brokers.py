@@ -12,19 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.brokers import service_fakes_b
+from tests.brokers.fakes.modern import GeocommitFake, TrackerFake, UnavailableFake
+from tests.brokers.fakes.wire import Fake, Request
 from tests.brokers.fixtures import fixture
-from tests.brokers.receiver import Recorded
-from tests.brokers.service_fakes_b import (
-    Fake,
-    GeocommitFake,
-    ServiceRig,
-    TrackerFake,
-    UnavailableFake,
-)
-
-service_rig = service_fakes_b.service_rig
-"""the fixture: the session's sandbox, gateway and service fakes"""
+from tests.brokers.harness import BrokerRig
 
 TOKEN = "s3cret-tracker-token"
 HOOK = "{base}/api/bitbucket"
@@ -83,13 +74,13 @@ CASES = [
 ]  # fmt: skip
 
 
-def fill(case: Case, rig: ServiceRig) -> dict[str, str]:
-    port = rig.down_port if case.down else rig.server.port
+def fill(case: Case, rig: BrokerRig) -> dict[str, str]:
+    port = rig.dead_port if case.down else rig.server.port
     base = rig.url(HOSTS[case.broker], "", port=port).rstrip("/")
     return {k: v.replace("{base}", base) for k, v in case.service.items()}
 
 
-def check_tracker(variant: str, requests: list[Recorded]) -> None:
+def check_tracker(variant: str, requests: list[Request]) -> None:
     push = fixture("pivotaltracker", variant)
     named = [c for c in push["commits"] if "[" in c["message"] and "#" in c["message"]]
     assert len(requests) == len(named)
@@ -105,7 +96,7 @@ def check_tracker(variant: str, requests: list[Recorded]) -> None:
         }
 
 
-def check_geocommit(variant: str, requests: list[Recorded], result: dict[str, Any]) -> None:
+def check_geocommit(variant: str, requests: list[Request], result: dict[str, Any]) -> None:
     push = fixture("geocommit", variant)
     located = [c for c in push["commits"] if "geocommit" in c["message"]]
     (request,) = requests
@@ -124,18 +115,18 @@ EXPECTED_PLACES = {
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_tracker_broker(service_rig: ServiceRig, case: Case) -> None:
-    result = service_rig.run(case.broker, case.variant, fill(case, service_rig), case.fake())
-    assert len(service_rig.requests) == case.sent, (result.error, result.requests)
+def test_tracker_broker(rig: BrokerRig, case: Case) -> None:
+    result = rig.dispatch(case.broker, case.variant, fill(case, rig), case.fake())
+    assert len(rig.requests) == case.sent, (result.error, result.requests)
     if case.outcome == "succeeded":
         assert result.status == "succeeded", result.error
         assert result.result is not None
         if case.sent == 0:
             assert "nothing sent" in result.result["message"]
         elif case.broker == "pivotaltracker":
-            check_tracker(case.variant, service_rig.requests)
+            check_tracker(case.variant, rig.requests)
         else:
-            check_geocommit(case.variant, service_rig.requests, result.result)
+            check_geocommit(case.variant, rig.requests, result.result)
     else:
         assert result.status == "failed", result
         assert result.error and result.error["kind"] == case.outcome, result.error
@@ -143,26 +134,26 @@ def test_tracker_broker(service_rig: ServiceRig, case: Case) -> None:
         assert TOKEN not in json.dumps(result.error)
 
 
-def test_tracker_reports_the_stories_each_commit_names(service_rig: ServiceRig) -> None:
-    service = fill(CASES[0], service_rig)
-    result = service_rig.run("pivotaltracker", "3_commits", service, TrackerFake())
+def test_tracker_reports_the_stories_each_commit_names(rig: BrokerRig) -> None:
+    service = fill(CASES[0], rig)
+    result = rig.dispatch("pivotaltracker", "3_commits", service, TrackerFake())
     assert result.result is not None
     assert [s["stories"] for s in result.result["sent"]] == [["12345", "12346"], ["12347"]]
 
 
-def test_geocommit_defaults_to_the_published_hook(service_rig: ServiceRig) -> None:
+def test_geocommit_defaults_to_the_published_hook(rig: BrokerRig) -> None:
     """An empty Hook URL means geocommit.com's; "*" never opens 127.0.0.1 to a host nobody
     named, so the gateway refuses it here — its log shows where the broker went."""
-    result = service_rig.run("geocommit", "1_commit", {"Hook URL": ""}, GeocommitFake())
-    assert service_rig.requests == []
+    result = rig.dispatch("geocommit", "1_commit", {"Hook URL": ""}, GeocommitFake())
+    assert rig.requests == []
     assert [r["url"] for r in result.requests] == ["http://hook.geocommit.com/api/bitbucket"]
     assert result.error and "address_denied" in result.error["message"]
 
 
-def test_tracker_defaults_to_trackers_own_api(service_rig: ServiceRig) -> None:
+def test_tracker_defaults_to_trackers_own_api(rig: BrokerRig) -> None:
     """An empty API URL means Tracker's (over HTTPS: the gateway sees a tunnel to it, and
     refuses it here, as nobody named the host to open 127.0.0.1 for it)."""
-    result = service_rig.run("pivotaltracker", "1_commit", tracker(api=""), TrackerFake())
-    assert service_rig.requests == []
+    result = rig.dispatch("pivotaltracker", "1_commit", tracker(api=""), TrackerFake())
+    assert rig.requests == []
     assert [r["url"] for r in result.requests] == ["www.pivotaltracker.com:443"]
     assert result.error and result.error["kind"] == "transient"

@@ -5,17 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.brokers import service_fakes_a
 from tests.brokers.cases import Broker, Failure, failure_id, run_failure
-from tests.brokers.service_fakes_a import (
-    ServicesRig,
-    assert_failed,
-    assert_succeeded,
-    broker_module,
-)
+from tests.brokers.harness import BrokerRig, assert_failed, assert_succeeded, broker_module
 
-services = service_fakes_a.services
-"""the fixture: the session's sandbox, gateway and service fakes"""
 HOST = "api.twitter.test"
 EGRESS = [HOST, "down.test"]
 CREDENTIALS = {"Consumer Key": "consumer-key", "Consumer Secret": "consumer-secret",
@@ -101,26 +93,24 @@ def test_header_carries_every_protocol_parameter_signed() -> None:
 # -- through the sandbox ------------------------------------------------------------------
 
 
-def service(rig: ServicesRig, **overrides: str) -> dict[str, str]:
+def service(rig: BrokerRig, **overrides: str) -> dict[str, str]:
     return {**CREDENTIALS, "API URL": rig.url(HOST), **overrides}
 
 
-def test_one_commit_posts_the_default_format(services: ServicesRig) -> None:
-    result = services.run("twitter", "1_commit", service(services), EGRESS)
+def test_one_commit_posts_the_default_format(rig: BrokerRig) -> None:
+    result = rig.run("twitter", "1_commit", service(rig), EGRESS)
     assert result.status == "succeeded", result.error
-    assert services.fake(HOST).texts == [
-        "Project X - marcus - Added some more things to somefile.py"
-    ]
-    (request,) = services.requests
+    assert rig.fake(HOST).texts == ["Project X - marcus - Added some more things to somefile.py"]
+    (request,) = rig.requests
     assert request.method == "POST" and request.route == "/2/tweets"
     assert result.result and result.result["tweets"] == ["1445880548472328193"]
 
 
-def test_three_commits_post_three_tweets_with_a_custom_format(services: ServicesRig) -> None:
+def test_three_commits_post_three_tweets_with_a_custom_format(rig: BrokerRig) -> None:
     fmt = "[${repository.slug}@${commit.branch}] ${commit.message} ${commit.tinyurl}"
-    result = services.run("twitter", "3_commits", service(services, Format=fmt), EGRESS)
+    result = rig.run("twitter", "3_commits", service(rig, Format=fmt), EGRESS)
     assert result.status == "succeeded", result.error
-    texts = services.fake(HOST).texts
+    texts = rig.fake(HOST).texts
     assert [t.rsplit(" ", 1)[0] for t in texts] == [
         "[project-x@master] Added some more things to somefile.py",
         "[project-x@master] Fixed the frobnicator",
@@ -129,18 +119,18 @@ def test_three_commits_post_three_tweets_with_a_custom_format(services: Services
     assert all(t.rsplit(" ", 1)[1].startswith("https://brokerage.example/c/") for t in texts)
 
 
-def test_a_retry_skips_what_twitter_already_has(services: ServicesRig) -> None:
-    first = services.run("twitter", "3_commits", service(services), EGRESS)
-    again = services.run("twitter", "3_commits", service(services), EGRESS, attempt=2)
+def test_a_retry_skips_what_twitter_already_has(rig: BrokerRig) -> None:
+    first = rig.run("twitter", "3_commits", service(rig), EGRESS)
+    again = rig.run("twitter", "3_commits", service(rig), EGRESS, attempt=2)
     assert first.status == again.status == "succeeded", again.error
-    assert len(services.fake(HOST).texts) == 3
+    assert len(rig.fake(HOST).texts) == 3
     assert again.result and again.result["already_posted"] == 3
 
 
-def test_a_long_message_is_cut_to_280_characters(services: ServicesRig) -> None:
-    result = services.run("twitter", "1_commit", service(services, Format="x" * 400), EGRESS)
+def test_a_long_message_is_cut_to_280_characters(rig: BrokerRig) -> None:
+    result = rig.run("twitter", "1_commit", service(rig, Format="x" * 400), EGRESS)
     assert result.status == "succeeded", result.error
-    (text,) = services.fake(HOST).texts
+    (text,) = rig.fake(HOST).texts
     assert len(text) == 280 and text.endswith("…")
 
 
@@ -156,27 +146,27 @@ FAILURES = [
 
 
 @pytest.mark.parametrize("case", FAILURES, ids=failure_id)
-def test_failures(services: ServicesRig, case: Failure) -> None:
-    run_failure(services, BROKER, case)
+def test_failures(rig: BrokerRig, case: Failure) -> None:
+    run_failure(rig, BROKER, case)
 
 
-def test_the_real_manifest_reaches_only_twitter(services: ServicesRig) -> None:
-    result = services.run("twitter", "1_commit", service(services), egress=None)
+def test_the_real_manifest_reaches_only_twitter(rig: BrokerRig) -> None:
+    result = rig.run("twitter", "1_commit", service(rig), egress=None)
     assert result.error and result.error["kind"] == "configuration"
     assert "host_not_allowed" in result.error["message"]
-    assert services.requests == []
+    assert rig.requests == []
 
 
-def test_markup_is_sent_as_plain_text(services: ServicesRig) -> None:
-    assert_succeeded(services.run("twitter", "markup", service(services), EGRESS))
-    assert services.fake(HOST).texts == [
+def test_markup_is_sent_as_plain_text(rig: BrokerRig) -> None:
+    assert_succeeded(rig.run("twitter", "markup", service(rig), EGRESS))
+    assert rig.fake(HOST).texts == [
         "Project X - o'brien & co - Escape <b>this</b> & \"that\" 'too' ]]> done"
     ]
 
 
-def test_a_retry_after_twitter_was_down_posts_everything(services: ServicesRig) -> None:
-    services.fail_with(503)
-    assert_failed(services.run("twitter", "3_commits", service(services), EGRESS), "transient")
-    services.fail_with(None)
-    again = services.run("twitter", "3_commits", service(services), EGRESS, attempt=2)
+def test_a_retry_after_twitter_was_down_posts_everything(rig: BrokerRig) -> None:
+    rig.fail_with(503)
+    assert_failed(rig.run("twitter", "3_commits", service(rig), EGRESS), "transient")
+    rig.fail_with(None)
+    again = rig.run("twitter", "3_commits", service(rig), EGRESS, attempt=2)
     assert len(assert_succeeded(again)["tweets"]) == 3

@@ -9,8 +9,8 @@ import uuid
 from pathlib import Path
 
 from brokerage.sandbox.interface import BrokerBundle
-from tests.brokers.conftest import LIMITS, RECEIVER_HOST, Rig
 from tests.brokers.fixtures import fixture
+from tests.brokers.harness import LIMITS, RECEIVER_HOST, BrokerRig
 from tests.brokers.sdk_path import sdk_module
 
 GUIDE = Path(__file__).parents[2] / "docs" / "vendors.md"
@@ -26,12 +26,12 @@ def guide_code() -> tuple[str, dict[str, object]]:
     return code.group(1), json.loads(manifest.group(1))
 
 
-def test_the_worked_example_runs(rig: Rig) -> None:
+def test_the_worked_example_runs(rig: BrokerRig) -> None:
     code, manifest = guide_code()
     manifest["egress"] = [RECEIVER_HOST]
     bundle = BrokerBundle("ticketbot", "1.0.0", manifest, {"broker.py": code.encode()})
     payload = fixture("post", "3_commits")
-    service = {"Channel URL": rig.url("/channel"), "API key": "k-123", "Template": ""}
+    service = {"Channel URL": rig.hook_url("/channel"), "API key": "k-123", "Template": ""}
     envelope = dict(payload, service=service, broker="ticketbot",
                     delivery={"id": str(uuid.uuid4()), "attempt": 1})  # fmt: skip
     result = rig.backend.run(bundle, envelope, LIMITS)
@@ -47,6 +47,6 @@ def test_the_worked_example_runs(rig: Rig) -> None:
     )
     assert len(lines) == 3
 
-    missing = dict(envelope, service={"Channel URL": rig.url("/channel")})
+    missing = dict(envelope, service={"Channel URL": rig.hook_url("/channel")})
     failed = rig.backend.run(bundle, missing, LIMITS)
     assert failed.error and failed.error["kind"] == "configuration"

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from brokerage.platform.cli import main
 from brokerage.sandbox.egress.relay import ApiCall
 from brokerage.sandbox.interface import RunResult, RunStatus
 from brokerage.submissions.builtins import BUILTIN_DIR
@@ -28,7 +26,6 @@ from tests.submissions.conftest import (
     FIXTURE,
     MANIFEST,
     docker_factory,
-    docker_image,
     fake_factory,
     package_files,
 )
@@ -167,22 +164,6 @@ def test_expectations_on_mails_calls_and_issues_and_bad_fixtures() -> None:
 
 
 # -- the real sandbox --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", ["email", "emaildiff", "issues"])
-def test_brokerage_broker_test_passes_for_the_builtin(name: str) -> None:
-    env = {"BROKERAGE_SANDBOX_BACKEND": "docker", "BROKERAGE_SANDBOX_IMAGE": docker_image()}
-    result = CliRunner().invoke(
-        main, ["broker", "test", str(BUILTIN_DIR / name)], env=env, catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
-    assert "all checks passed (docker sandbox)" in result.output
-    if name.startswith("email"):
-        assert "mail to dev@example.org" in result.output
-    else:
-        assert "api POST /1.0/repositories/marcus/project-x/issues/1/changesets -> 404" in (
-            result.output
-        )
 
 
 def test_the_issues_broker_changes_the_fixture_s_tracker(tmp_path: Path) -> None:

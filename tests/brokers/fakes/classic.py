@@ -1,101 +1,33 @@
-"""Local fakes of the services the seed brokers call (Twitter, FriendFeed, FogBugz,
-Basecamp, Lighthouse, CIA.vc, Rietveld, Superfeedr), and a rig that runs the brokers in
-the real Docker sandbox behind a real egress gateway that reaches them.
+"""Local fakes of the services the classic brokers call: Twitter, FriendFeed, FogBugz,
+Basecamp, Lighthouse, CIA.vc, Rietveld and Superfeedr.
 
-One HTTP server on 127.0.0.1 serves every fake; the ``Host`` header picks the fake
-(``api.twitter.test``, ``lighthouse.test`` ...; the gateway's resolver maps ``*.test``
-to 127.0.0.1). Each fake checks a request the way its real API does — path, method,
-auth, content type, required fields — and answers the way it does. ``fail_with``
-makes every fake answer one status (the service is down); ``dead_url`` names a port
-nothing listens on (connection refused).
-
-The conftest's rig opens the gateway to one receiver port only, so this module builds
-its own gateway and Docker backend (once per test session) on the conftest's image.
+The harness's fake server picks one by the request's ``Host`` (``api.twitter.test``,
+``lighthouse.test`` ...; the test gateway resolves ``*.test`` to 127.0.0.1); tests give
+the brokers an egress list naming that host. Each fake checks a request the way its
+real API does — path, method, auth, content type, required fields — and answers the way
+it does.
 """
 
 from __future__ import annotations
 
-import base64
-import importlib.util
-import json
 import re
-import socket
-import threading
 import time
 import uuid
 import xmlrpc.client
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy as email_policy
 from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
-import pytest
 import yaml
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 
-from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
-from brokerage.sandbox.interface import RunResult, SandboxBackend
-from brokerage.submissions.builtins import BUILTIN_DIR
-from tests.brokers.conftest import LIMITS, builtin_bundle
-from tests.brokers.fixtures import fixture
-from tests.brokers.sdk_path import sdk_module
-
-Answer = tuple[int, dict[str, str], bytes]
-DEAD_HOST = "down.test"
-"""a name that resolves, on a port where nothing listens"""
-
-
-@dataclass
-class Request:
-    method: str
-    host: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.headers.get('host', self.host)}{self.path}"
-
-    @property
-    def route(self) -> str:
-        return urlsplit(self.path).path
-
-    @property
-    def query(self) -> dict[str, str]:
-        return dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
-
-    @property
-    def form(self) -> dict[str, str]:
-        return {k: v[0] for k, v in parse_qs(self.body.decode(), keep_blank_values=True).items()}
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
-
-    def basic_auth(self) -> tuple[str, str] | None:
-        scheme, _, value = self.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return None
-        user, _, password = base64.b64decode(value).decode().partition(":")
-        return user, password
-
-
-def reply(status: int, body: Any = b"", content_type: str = "application/json",
-          headers: Mapping[str, str] | None = None) -> Answer:  # fmt: skip
-    if not isinstance(body, bytes):
-        body = (json.dumps(body) if content_type.endswith("json") else str(body)).encode()
-    return status, {"Content-Type": content_type, **(headers or {})}, body
-
+from tests.brokers.fakes.wire import Answer, Request, reply
 
 # -- Twitter: POST /2/tweets, OAuth 1.0a user context --------------------------------
 
@@ -441,52 +373,6 @@ def multipart(request: Request) -> dict[str, str]:
     return fields
 
 
-# -- the server and the rig -------------------------------------------------------------
-
-
-class FakeServer(ThreadingHTTPServer):
-    daemon_threads = True
-    fakes: dict[str, Any]
-    requests: list[Request]
-    fail_with: int | None
-
-
-class FakeHandler(BaseHTTPRequestHandler):
-    server: FakeServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
-        pass
-
-    def serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        host = headers.get("host", "").rsplit(":", 1)[0].lower()
-        request = Request(self.command, host, self.path, headers, body)
-        self.server.requests.append(request)
-        self.send(*self.answer(request))
-
-    def answer(self, request: Request) -> Answer:
-        if self.server.fail_with:
-            return reply(self.server.fail_with, "service unavailable", "text/plain")
-        fake = self.server.fakes.get(request.host)
-        if fake is None:
-            return reply(404, "no such host", "text/plain")
-        found: Answer = fake.answer(request)
-        return found
-
-    def send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = serve
-
-
 def fresh_fakes() -> dict[str, Any]:
     """Every fake, by the host name tests give its service."""
     return {
@@ -499,143 +385,3 @@ def fresh_fakes() -> dict[str, Any]:
         "superfeedr.test": SuperfeedrFake(),
         "rietveld.test": RietveldFake(),
     }
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def resolve_test_hosts(host: str, port: int) -> list[str]:
-    if host.endswith(".test"):
-        return ["127.0.0.1"]
-    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-
-@dataclass
-class ServicesRig:
-    backend: SandboxBackend
-    gateway: Gateway
-    server: FakeServer
-    dead_port: int
-
-    @property
-    def requests(self) -> list[Request]:
-        return self.server.requests
-
-    def fake(self, host: str) -> Any:
-        return self.server.fakes[host]
-
-    def url(self, host: str, path: str = "") -> str:
-        return f"http://{host}:{self.server.server_address[1]}{path}"
-
-    def dead_url(self, path: str = "") -> str:
-        return f"http://{DEAD_HOST}:{self.dead_port}{path}"
-
-    def fail_with(self, status: int | None) -> None:
-        self.server.fail_with = status
-
-    def reset(self) -> None:
-        self.server.fakes = fresh_fakes()
-        self.server.requests.clear()
-        self.server.fail_with = None
-
-    def run(
-        self,
-        broker: str,
-        variant: str,
-        service: Mapping[str, Any],
-        egress: list[str] | None,
-        attempt: int = 1,
-    ) -> RunResult:
-        """One run of ``broker`` on a fixture; ``egress`` replaces the manifest's (None: keep)."""
-        delivery = {"id": str(uuid.uuid4()), "attempt": attempt}
-        envelope = dict(fixture(broker, variant), service=dict(service), broker=broker,
-                        delivery=delivery)  # fmt: skip
-        return self.backend.run(builtin_bundle(broker, egress), envelope, LIMITS)
-
-
-RIG: list[ServicesRig] = []
-"""the one rig of this test session (test modules each import the fixture)"""
-
-
-def start_rig(docker_image: str) -> tuple[ServicesRig, Callable[[], None]]:
-    from brokerage.sandbox.docker_backend import DockerBackend
-
-    server = FakeServer(("127.0.0.1", 0), FakeHandler)
-    server.fakes, server.requests, server.fail_with = fresh_fakes(), [], None
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    dead_port = unused_port()
-    config = GatewayConfig(allowed_ports=frozenset({80, 443, server.server_address[1], dead_port}),
-                           extra_ranges=("127.0.0.1/32",), resolver=resolve_test_hosts)  # fmt: skip
-    gateway = Gateway(config)
-    backend = DockerBackend(image_tag=docker_image, egress=gateway)
-
-    def stop() -> None:
-        backend.close()
-        gateway.close()
-        server.shutdown()
-        server.server_close()
-
-    return ServicesRig(backend, gateway, server, dead_port), stop
-
-
-@pytest.fixture
-def services(docker_image: str, request: pytest.FixtureRequest) -> Iterator[ServicesRig]:
-    """The session's rig, its fakes fresh for this test."""
-    if not RIG:
-        rig, stop = start_rig(docker_image)
-        RIG.append(rig)
-        request.config.add_cleanup(stop)
-    RIG[0].reset()
-    yield RIG[0]
-
-
-# -- helpers for the tests' tables ------------------------------------------------------
-
-
-def fill(service: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
-    """``service`` with ``{name}`` placeholders replaced from ``values``."""
-    filled = {}
-    for label, value in service.items():
-        for name, replacement in values.items():
-            value = value.replace("{" + name + "}", replacement)
-        filled[label] = value
-    return filled
-
-
-def decoded_path(request: Request) -> str:
-    return unquote(urlsplit(request.path).path)
-
-
-SECRET_PATTERN = re.compile(r"secret|remote-key|lh-token|AUTH-TOKEN|ACSID-COOKIE")
-"""the secret values the tests give services (field labels are capitalised)"""
-
-
-def assert_failed(result: RunResult, kind: str, message: str = "") -> None:
-    """The run failed with an error of ``kind`` whose message holds ``message``, and no
-    secret of the tests' services shows in it."""
-    assert result.status == "failed", result.result
-    assert result.error and result.error["kind"] == kind, result.error
-    assert message in result.error["message"], result.error["message"]
-    assert not SECRET_PATTERN.search(json.dumps(result.error)), result.error
-
-
-def assert_succeeded(result: RunResult) -> dict[str, Any]:
-    assert result.status == "succeeded", result.error
-    assert result.result is not None
-    found: dict[str, Any] = result.result
-    return found
-
-
-def broker_module(broker: str, name: str = "broker") -> ModuleType:
-    """A module of a built-in broker's folder, imported on the host for unit tests of its
-    pure functions (SDK imports resolve to the in-sandbox SDK's modules)."""
-    sdk_module("brokerage_sdk")
-    path = Path(BUILTIN_DIR) / broker / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"builtin_{broker}_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -1,98 +1,37 @@
 """Local fakes of Slack, Discord, Mattermost, Teams, Pivotal Tracker, Geocommit, Jenkins
-and Bamboo on 127.0.0.1, each checking a request the way the real API does (path, method,
-auth, content type, required fields) and answering the way it does, plus the rig that
-runs brokers against them through the real Docker sandbox and egress gateway.
+and Bamboo, each checking a request the way the real API does (path, method, auth,
+content type, required fields) and answering the way it does.
 
-One HTTP server serves whichever fake the test installs. The gateway resolves the
-services' real host names (``hooks.slack.com``, ``www.pivotaltracker.com``, …) to
-127.0.0.1 and allows the fake's port, so the brokers' *real* manifests are exercised
-(URL fields name their hosts to the gateway, as the dispatcher does); a second, closed
-port stands for a service that is down.
+A test installs one with the harness's ``rig.dispatch``, which runs the broker with its
+*real* manifest: the test gateway resolves the services' real host names
+(``hooks.slack.com``, ``www.pivotaltracker.com``, …) to 127.0.0.1 and allows the fake
+server's port, and URL fields name their hosts to the gateway as the dispatcher does.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-import socket
-import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
-import pytest
-
-from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
-from brokerage.sandbox.egress.policy import hosts_named_by
-from brokerage.sandbox.interface import RunResult, SandboxBackend
-from tests.brokers.conftest import LIMITS, builtin_bundle
-from tests.brokers.fixtures import fixture
-from tests.brokers.receiver import Recorded
-
-SERVICE_HOSTS = frozenset({
-    "hooks.slack.com", "discord.com", "contoso.webhook.office.com",
-    "prod-27.westus.logic.azure.com", "www.pivotaltracker.com", "hook.geocommit.com",
-    "chat.example.test", "ci.example.test", "bamboo.example.test",
-})  # fmt: skip
-"""names the test gateway resolves to 127.0.0.1 (nothing else resolves)"""
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes | str | Any = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def encoded(self) -> tuple[bytes, dict[str, str]]:
-        headers = dict(self.headers)
-        if isinstance(self.body, bytes):
-            return self.body, headers
-        if isinstance(self.body, str):
-            headers.setdefault("Content-Type", "text/plain; charset=utf-8")
-            return self.body.encode(), headers
-        headers.setdefault("Content-Type", "application/json; charset=utf-8")
-        return json.dumps(self.body).encode(), headers
-
-
-class Fake(Protocol):
-    def answer(self, request: Recorded) -> Reply: ...
-
-
-def path_of(request: Recorded) -> str:
-    return urlsplit(request.path).path
-
-
-def query_of(request: Recorded) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(request.path).query).items()}
-
-
-def json_body(request: Recorded) -> Any:
-    """The body as JSON when the content type says so; None otherwise (or if unparsable)."""
-    if not request.headers.get("content-type", "").startswith("application/json"):
-        return None
-    try:
-        return json.loads(request.body)
-    except ValueError:
-        return None
-
-
-def basic_credentials(request: Recorded) -> tuple[str, str] | None:
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    user, _, password = base64.b64decode(encoded).decode().partition(":")
-    return user, password
+from tests.brokers.fakes.wire import (
+    Reply,
+    Request,
+    basic_credentials,
+    json_body,
+    path_of,
+    query_of,
+)
 
 
 @dataclass
 class UnavailableFake:
     """A service that is up but failing: 503 to everything."""
 
-    def answer(self, request: Recorded) -> Reply:
+    def answer(self, request: Request) -> Reply:
         return Reply(503, "Service Unavailable", {"Retry-After": "30"})
 
 
@@ -108,7 +47,7 @@ class SlackFake:
     secret_path: str = "/services/T0001/B0001/s3cretXXXXXXXXXXXXXXXXXX"
     channels: tuple[str, ...] = ("#general", "#ci")
 
-    def answer(self, request: Recorded) -> Reply:
+    def answer(self, request: Request) -> Reply:
         path = path_of(request)
         if request.method != "POST":
             return Reply(405, "invalid_method")
@@ -141,7 +80,7 @@ class DiscordFake:
     webhook_id: str = "1234567890"
     token: str = "s3cret-token"
 
-    def answer(self, request: Recorded) -> Reply:
+    def answer(self, request: Request) -> Reply:
         match = re.fullmatch(r"/api/webhooks/(\d+)/([^/]+)", path_of(request))
         if request.method != "POST":
             return Reply(405, {"message": "405: Method Not Allowed", "code": 0})
@@ -183,7 +122,7 @@ class MattermostFake:
     key: str = "xxxs3cretkeyxxx"
     channels: tuple[str, ...] = ("town-square", "ci")
 
-    def answer(self, request: Recorded) -> Reply:
+    def answer(self, request: Request) -> Reply:
         match = re.fullmatch(r"/hooks/([^/]+)", path_of(request))
         if request.method != "POST" or not match:
             return Reply(404, _mm_error("api.context.404.app_error", 404))
@@ -214,7 +153,7 @@ class TeamsFake:
     connector: bool = False
     throttled: bool = False
 
-    def answer(self, request: Recorded) -> Reply:
+    def answer(self, request: Request) -> Reply:
         match = re.fullmatch(r"/workflows/([^/]+)/triggers/manual/paths/invoke", path_of(request))
         if request.method != "POST" or not match or match.group(1) != self.workflow:
             return Reply(404, {"error": {"code": "WorkflowNotFound", "message": "not found"}})
@@ -257,7 +196,7 @@ class TrackerFake:
 
     token: str = "s3cret-tracker-token"
 
-    def answer(self, request: Recorded) -> Reply:
+    def answer(self, request: Request) -> Reply:
         if path_of(request) != "/services/v5/source_commits":
             return Reply(404, _tracker_error("route_not_found", "The path is not valid."))
         if request.method != "POST":
@@ -289,7 +228,7 @@ class GeocommitFake:
     """geocommit.com's hook: ``POST /api/<origin>`` with a form field ``payload`` holding
     Bitbucket's JSON (it recognises Bitbucket by ``repository.slug``); 201."""
 
-    def answer(self, request: Recorded) -> Reply:
+    def answer(self, request: Request) -> Reply:
         if request.method != "POST" or not path_of(request).startswith("/api/"):
             return Reply(404, "not a valid request")
         if request.headers.get("content-type") != "application/x-www-form-urlencoded":
@@ -322,7 +261,7 @@ class JenkinsFake:
     """crumb by JSESSIONID"""
     queue: int = 7
 
-    def answer(self, request: Recorded) -> Reply:
+    def answer(self, request: Request) -> Reply:
         credentials = basic_credentials(request)
         if credentials and self.users.get(credentials[0]) != credentials[1]:
             return Reply(401, "Invalid password/token for user: " + credentials[0])
@@ -346,7 +285,7 @@ class JenkinsFake:
                 "crumbRequestField": "Jenkins-Crumb"}  # fmt: skip
         return Reply(200, body, {"Set-Cookie": f"JSESSIONID.abc={session}; Path=/; HttpOnly"})
 
-    def _build(self, request: Recorded, job: str, action: str, authenticated: bool) -> Reply:
+    def _build(self, request: Request, job: str, action: str, authenticated: bool) -> Reply:
         if request.method != "POST":
             return Reply(405, "This URL requires POST")
         if self.csrf and not self._crumb_ok(request):
@@ -364,7 +303,7 @@ class JenkinsFake:
         self.queue += 1
         return Reply(201, b"", {"Location": f"http://ci.example.test/queue/item/{self.queue}/"})
 
-    def _crumb_ok(self, request: Recorded) -> bool:
+    def _crumb_ok(self, request: Request) -> bool:
         cookies = dict(
             part.strip().split("=", 1)
             for part in request.headers.get("cookie", "").split(";")
@@ -384,7 +323,7 @@ class BambooFake:
     users: dict[str, str] = field(default_factory=lambda: {"builder": "s3cret-pass"})
     build_number: int = 41
 
-    def answer(self, request: Recorded) -> Reply:
+    def answer(self, request: Request) -> Reply:
         match = re.fullmatch(r"/rest/api/latest/queue/([A-Z0-9-]+)", path_of(request))
         if not match:
             return Reply(404, {"message": "Not found", "status-code": 404})
@@ -406,125 +345,3 @@ class BambooFake:
         return Reply(200, {"planKey": key, "buildNumber": self.build_number,
                            "buildResultKey": f"{key}-{self.build_number}",
                            "triggerReason": "Manual build"})  # fmt: skip
-
-
-# -- the server and the rig ----------------------------------------------------------
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
-        pass
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        recorded = Recorded(self.command, self.path, headers, body)
-        self.server.requests.append(recorded)
-        fake = self.server.fake
-        reply = fake.answer(recorded) if fake else Reply(503, "no fake installed")
-        data, extra = reply.encoded()
-        self.send_response(reply.status)
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = _serve
-
-
-class FakeServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[Recorded] = []
-        self.fake: Fake | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-
-def closed_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def fake_resolver(host: str, port: int) -> list[str]:
-    if host in SERVICE_HOSTS:
-        return ["127.0.0.1"]
-    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-
-@dataclass
-class ServiceRig:
-    backend: SandboxBackend
-    gateway: Gateway
-    server: FakeServer
-    down_port: int
-
-    @property
-    def requests(self) -> list[Recorded]:
-        return self.server.requests
-
-    def url(self, host: str, path: str, port: int | None = None, userinfo: str = "") -> str:
-        return f"http://{userinfo}{host}:{port or self.server.port}{path}"
-
-    def run(
-        self,
-        broker: str,
-        variant: str,
-        service: Mapping[str, Any],
-        fake: Fake,
-        egress: list[str] | None = None,
-    ) -> RunResult:
-        """Run ``broker`` on its fixture against ``fake``; ``egress`` replaces the manifest's
-        list (None: keep it)."""
-        self.server.requests.clear()
-        self.server.fake = fake
-        bundle = builtin_bundle(broker, egress)
-        delivery = str(uuid.uuid4())
-        # as the dispatcher does: url fields, and password fields holding a URL (webhooks)
-        values = [str(service.get(f["label"]) or "") for f in bundle.manifest["fields"]
-                  if f["type"] in ("url", "password")]  # fmt: skip
-        urls = [v for v in values if v.startswith(("http://", "https://"))]
-        self.gateway.name_hosts(delivery, hosts_named_by(urls))
-        envelope = dict(fixture(broker, variant), service=dict(service), broker=broker,
-                        delivery={"id": delivery, "attempt": 1})  # fmt: skip
-        try:
-            return self.backend.run(bundle, envelope, LIMITS)
-        finally:
-            self.gateway.forget(delivery)
-            self.server.fake = None
-
-
-@pytest.fixture(scope="session")
-def service_rig(docker_image: str) -> Iterator[ServiceRig]:
-    from brokerage.sandbox.docker_backend import DockerBackend
-
-    server = FakeServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    down = closed_port()
-    config = GatewayConfig(
-        allowed_ports=frozenset({80, 443, server.port, down}),
-        extra_ranges=("127.0.0.1/32",),
-        resolver=fake_resolver,
-        rate_per_second=1000.0,
-        rate_burst=1000,
-    )
-    gateway = Gateway(config)
-    backend = DockerBackend(image_tag=docker_image, egress=gateway)
-    try:
-        yield ServiceRig(backend, gateway, server, down)
-    finally:
-        backend.close()
-        gateway.close()
-        server.shutdown()
-        server.server_close()

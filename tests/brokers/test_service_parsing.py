@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.brokers.harness import broker_module
 from tests.brokers.sdk_path import sdk_module
-from tests.brokers.service_fakes_a import broker_module
 
 geocommit = broker_module("geocommit")
 tracker = broker_module("pivotaltracker")
