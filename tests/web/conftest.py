@@ -28,7 +28,7 @@ from brokerage.platform.issues import tracker
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.fake import FakeBackend
 from brokerage.sandbox.interface import BrokerBundle, Limits, RunResult, RunStatus
-from tests.brokers.conftest import Rig, docker_image, rig, session_rig  # noqa: F401
+from tests.brokers.harness import BrokerRig, docker_image, rig, session_rig  # noqa: F401
 from tests.support import PASSWORD, RedisServer, Seeder, SmtpSink, basic, build_app
 
 if TYPE_CHECKING:
@@ -273,7 +273,7 @@ def issues(app: Flask, people: Seeder) -> None:
 @pytest.fixture
 def real_deliver(
     runtime: Runtime,
-    rig: Rig,  # noqa: F811 (the fixture)
+    rig: BrokerRig,  # noqa: F811 (the fixture)
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Any]:
     """``real_deliver()`` works the queue with a dispatcher on the real Docker sandbox
@@ -282,7 +282,7 @@ def real_deliver(
     manifest opens any *public* host, never 127.0.0.1, so the bundle names the receiver's
     host instead (as tests/brokers does): the only change to the broker."""
     from brokerage.submissions import bundles
-    from tests.brokers.conftest import LIMITS, RECEIVER_HOST, builtin_bundle
+    from tests.brokers.harness import LIMITS, RECEIVER_HOST, builtin_bundle
 
     def load(version: Any) -> BrokerBundle:
         found = builtin_bundle(version.broker_type.name)

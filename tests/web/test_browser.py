@@ -24,7 +24,7 @@ from tests.support import Seeder, basic, snapshot
 from tests.web.browser import PHONE
 
 if TYPE_CHECKING:
-    from tests.brokers.conftest import Rig
+    from tests.brokers.harness import BrokerRig
     from tests.web.browser import Browser
     from tests.web.conftest import Submissions
 
@@ -56,7 +56,7 @@ def test_an_admin_adds_a_service_pushes_and_redelivers(
     browser: Browser,
     people: Seeder,
     real_deliver: Any,
-    rig: Rig,
+    rig: BrokerRig,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -72,7 +72,7 @@ def test_an_admin_adds_a_service_pushes_and_redelivers(
     browser.choose("Add a service", "POST")
     browser.press("Add service")
     assert browser.heading() == "Add a POST service"
-    browser.fill("URL", rig.url("/hook"))
+    browser.fill("URL", rig.hook_url("/hook"))
     browser.fill("Secret", "s3cret-signing-key")
     browser.screenshot("service-form")
     browser.press("Add service")
@@ -99,7 +99,7 @@ def test_an_admin_adds_a_service_pushes_and_redelivers(
     browser.follow(row.find_element("tag name", "a"))
     assert browser.heading() == f"Delivery {delivery_id}"
     requests_log = browser.driver.find_element("css selector", "table.requests").text
-    assert f"POST {rig.url('/hook')} 200" in requests_log
+    assert f"POST {rig.hook_url('/hook')} 200" in requests_log
     assert "answered 200" in browser.text  # the broker's own log line
     assert "2 commit(s)" in browser.text
     browser.screenshot("delivery")
