@@ -14,6 +14,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+database_dropped = threading.Event()
+"""set by a job that failed because the database could not be reached: its worker stops
+taking jobs until the database answers (else it would fail every queued job in turn)"""
+
 BACKOFF_FIRST = 0.5
 """seconds before the first retry"""
 BACKOFF_MAX = 30.0

@@ -121,6 +121,11 @@ class _Worker(SimpleWorker):
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise _Outage(str(exc)) from exc
 
+    def execute_job(self, job: Any, queue: Any) -> None:
+        super().execute_job(job, queue)
+        if outages.database_dropped.is_set():  # the job failed on it: take no more for now
+            raise _Outage("the database dropped during a job")
+
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None
                                      ) -> Any:  # fmt: skip
         result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
@@ -162,6 +167,7 @@ def _work(runtime: Runtime, name: str, burst: bool, stop: threading.Event) -> No
     while not stop.is_set():
         try:
             _reachable(runtime)
+            outages.database_dropped.clear()
             if previous is not None:  # its death could not be registered during the outage
                 previous.register_death()
         except Exception as exc:
