@@ -9,6 +9,7 @@ thread re-enqueues what Redis lost.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
+from rq.utils import as_text
 
 from brokerage.platform.api import broker_access as api_access
 from brokerage.platform.app import create_app
@@ -110,6 +112,31 @@ class _Worker(SimpleWorker):
 
     stopping = False
     drained = False
+
+    def register_birth(self) -> None:
+        try:
+            super().register_birth()
+        except ValueError:  # RQ: "There exists an active worker named ..."
+            if not self._previous_life_ended():
+                raise
+            log.warning("worker %s: its previous process on this host died without "
+                        "unregistering; taking over its name", self.name)  # fmt: skip
+            self.connection.delete(self.key)
+            super().register_birth()
+
+    def _previous_life_ended(self) -> bool:
+        """Whether the worker registered under this name was a process of this host that is
+        gone (killed, say, and started again under the same ``--name`` by systemd)."""
+        host, pid = self.connection.hmget(self.key, ["hostname", "pid"])
+        if host is None or pid is None or as_text(host) != self.hostname:
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except (OSError, ValueError):
+            return False
+        return int(pid) == os.getpid()  # only a process of ours is the same pid again
 
     def handle_warm_shutdown_request(self) -> None:
         self.stopping = True

@@ -318,3 +318,33 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return pid > 0
+
+
+@pytest.mark.parametrize("database", ["sqlite"])
+def test_a_worker_started_again_under_its_name_after_sigkill_takes_it_over(
+    app: Flask, redis_server: RedisServer, hosts: Hosts
+) -> None:
+    """As systemd does with `brokerage worker --name %H-%i`: RQ still lists the killed
+    process under that name, and the new process takes the name over instead of exiting."""
+    from rq import Worker
+
+    from brokerage.platform.runtime import Runtime
+
+    hosts.env["BROKERAGE_SANDBOX_BACKEND"] = "fake"
+    redis = Runtime.from_config(dict(app.config, REDIS_URL=redis_server.url)).redis
+
+    def registered() -> int:
+        """the pid registered under the name `fixed`, when its process lives"""
+        found = Worker.find_by_key("rq:worker:fixed", connection=redis)
+        pid = int(found.pid or 0) if found is not None else 0
+        return pid if alive(pid) else 0
+
+    first = hosts.start("fixed")
+    assert wait_for(registered, seconds=60) == first.pid
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    kill_session(first.pid)  # its scheduler process, as systemd's cgroup kill would
+    second = hosts.start("fixed")
+    assert wait_for(registered, seconds=60) == second.pid
+    assert second.poll() is None
+    assert "taking over its name" in hosts.log("fixed")
