@@ -2,7 +2,8 @@
 
     python bench/receiver.py PORT
 
-HTTP/1.1 with keep-alive (a sender may reuse its connection). Every POST is answered
+HTTP/1.1 with keep-alive (a sender may reuse its connection), TCP_NODELAY as real
+servers set it. Every POST is answered
 200 and counted; one carrying ``X-Bench-Sent: <unix time>`` also records its latency.
 ``GET /stats`` answers ``{"count", "latencies_ms", "last_body"}``; ``POST /reset`` clears
 them. Standard library only.
@@ -23,6 +24,7 @@ STATE: dict[str, Any] = {"count": 0, "latencies_ms": [], "last_body": ""}
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body are two writes: no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib's name)
         pass
