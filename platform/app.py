@@ -66,6 +66,7 @@ def _register_blueprints(app: Flask) -> None:
     from brokerage.platform.web import ops as web_ops
     from brokerage.platform.web import repos as web_repos
     from brokerage.platform.web import review as web_review
+    from brokerage.platform.web import settings as web_settings
     from brokerage.platform.web import shortlinks
     from brokerage.platform.web import vendor as web_vendor
 
@@ -80,6 +81,7 @@ def _register_blueprints(app: Flask) -> None:
         shortlinks,
         web_auth,
         web_repos,
+        web_settings,
         web_deliveries,
         web_issues,
         web_commits,

@@ -15,7 +15,7 @@ from brokerage.core.errors import BadRequestError
 from brokerage.sandbox.interface import BrokerBundle
 from brokerage.submissions.builtins import BUILTIN_DIR, builtin_manifests
 from brokerage.submissions.bundles import folder_files
-from brokerage.submissions.models import BrokerType, BrokerVersion
+from brokerage.submissions.models import BrokerType, BrokerVersion, SubmissionEvent
 from brokerage.submissions.package import Package
 from brokerage.submissions.states import SubmissionState
 from brokerage.submissions.verification import verify_builtin
@@ -83,4 +83,58 @@ def describe(version: BrokerVersion) -> dict[str, Any]:
         "vendor": manifest.get("vendor", {}),
         "fields": manifest.get("fields", []),
         "egress": manifest.get("egress", []),
+    }
+
+
+PERMISSION_WORDS = {
+    "issues:read": "read this repository's issues",
+    "issues:write": "read, open, update and comment on this repository's issues",
+    "repository:read": "read each pushed commit's full diff (the code that changed)",
+}
+"""each platform API scope a manifest may ask for, as an admin reads it"""
+
+
+def egress_in_words(hosts: list[str]) -> list[dict[str, Any]]:
+    """Each egress entry as a sentence; ``flagged`` for ``*`` (any public host)."""
+    words = []
+    for host in hosts:
+        if host == "*":
+            words.append({"text": "any public host on the internet (the addresses you give "
+                          "it in its settings, or any other)", "flagged": True})  # fmt: skip
+        elif host.startswith("*."):
+            words.append({"text": f"any host under {host[2:]} (not {host[2:]} itself)",
+                          "flagged": False})  # fmt: skip
+        else:
+            words.append({"text": host, "flagged": False})
+    return words
+
+
+def approved_on(session: Session, version: BrokerVersion) -> Any:
+    """When a reviewer last approved ``version`` (a datetime), or None."""
+    return session.scalar(
+        select(SubmissionEvent.at)
+        .where(
+            SubmissionEvent.broker_version_id == version.id,
+            SubmissionEvent.to_state == APPROVED,
+        )
+        .order_by(SubmissionEvent.at.desc())
+        .limit(1)
+    )
+
+
+def consent(session: Session, version: BrokerVersion) -> dict[str, Any]:
+    """What an admin agrees to by enabling a vendor's broker: who wrote it, when it was
+    approved, where it may connect, what it may do through the platform API and which of
+    the service's values it receives (all of them: a run gets the service's fields)."""
+    manifest = version.manifest
+    permissions = list(manifest.get("permissions", []))
+    return {
+        **describe(version),
+        "account": version.broker_type.owner.username if version.broker_type.owner else None,
+        "approved_on": approved_on(session, version),
+        "egress_words": egress_in_words(list(manifest.get("egress", []))),
+        "permission_words": [
+            PERMISSION_WORDS.get(p, f"use the platform API scope {p}") for p in permissions
+        ],
+        "secret_fields": [f["label"] for f in version.fields if f["type"] == "password"],
     }

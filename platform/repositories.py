@@ -38,6 +38,8 @@ def create_repository(
     slug = slug or slugify(name)
     if not name.strip():
         raise BadRequestError("name: required")
+    if len(name) > 255 or len(website) > 500:
+        raise BadRequestError("name: at most 255 characters; website: at most 500")
     if not SLUG_PATTERN.match(slug):
         raise BadRequestError(f"slug {slug!r}: use lowercase letters, digits, '.', '-' or '_'")
     if scm not in set(Scm):
@@ -100,6 +102,22 @@ def add_admin(session: Session, repo: Repository, username: str) -> None:
     user = accounts.get_user(session, username)
     if user not in repo.admins:
         repo.admins.append(user)
+
+
+def remove_admin(session: Session, repo: Repository, username: str) -> None:
+    """Take ``username`` off the repository's admins (NotFoundError if not one of them)."""
+    user = accounts.get_user(session, username)
+    if user not in repo.admins:
+        raise NotFoundError(f"{username} is not an admin of repository {repo.full_name}")
+    repo.admins.remove(user)
+
+
+def issue_push_token(repo: Repository) -> str:
+    """A new push token for the repository's hook, returned once (only its hash is kept);
+    the old token stops working."""
+    secret = accounts.new_secret()
+    repo.push_token_hash = accounts.hash_secret(secret)
+    return secret
 
 
 def describe(repo: Repository) -> dict[str, object]:

@@ -10,17 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from flask import render_template
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from brokerage.core.accounts import Role
 from brokerage.platform import metrics
 from brokerage.platform.db import get_session
+from brokerage.platform.deliveries import sandbox_stats
 from brokerage.platform.deliveries.states import DeliveryStatus
 from brokerage.platform.models import Delivery
 from brokerage.platform.paging import paginate
 from brokerage.platform.web.deliveries import delivery_row
 from brokerage.platform.web.support import runtime, web_blueprint, with_role
-from brokerage.sandbox.backends import pool_policy
+from brokerage.sandbox.backends import pool_policy, select_backend_name
+from brokerage.sandbox.errors import BackendUnavailableError
 
 bp = web_blueprint("web_ops", __name__, url_prefix="/ops")
 
@@ -28,13 +31,31 @@ bp = web_blueprint("web_ops", __name__, url_prefix="/ops")
 def _sandbox_setup(config: dict[str, Any]) -> dict[str, Any]:
     policy = pool_policy(config)
     return {
-        "backend": config.get("SANDBOX_BACKEND", "auto"),
+        "configured": config.get("SANDBOX_BACKEND", "auto"),
+        **_resolved_backend(config),
         "mode": config.get("SANDBOX_MODE", "warm"),
-        "pool_size": policy.size,
-        "max_runs": policy.max_runs,
-        "max_age_seconds": policy.max_age_seconds,
-        "max_versions": policy.max_versions,
+        "policy": policy,
     }
+
+
+def _resolved_backend(config: dict[str, Any]) -> dict[str, Any]:
+    """The backend (and Docker runtime) in use: what running workers report, by worker;
+    with none reporting, what the configuration resolves to on this host."""
+    try:
+        reported = sandbox_stats.read_all(runtime().redis)
+    except (RedisError, OSError):
+        reported = {}
+    in_use = {name: (str(f["backend"]), str(f.get("runtime") or ""))
+              for name, f in reported.items() if f.get("backend")}  # fmt: skip
+    if in_use:
+        return {"in_use": sorted(set(in_use.values())), "by_worker": in_use, "error": None}
+    wanted = str(config.get("SANDBOX_BACKEND", "auto"))
+    try:
+        name = select_backend_name(wanted)
+    except BackendUnavailableError as exc:
+        return {"in_use": [], "by_worker": {}, "error": str(exc)}
+    docker_runtime = str(config.get("SANDBOX_RUNTIME") or "runc") if name == "docker" else ""
+    return {"in_use": [(name, docker_runtime)], "by_worker": {}, "error": None}
 
 
 def _failure_row(delivery: Delivery) -> dict[str, Any]:

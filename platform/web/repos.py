@@ -18,7 +18,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from brokerage.core.errors import BadRequestError, NotFoundError
-from brokerage.platform import catalogue, repositories, services, upgrades
+from brokerage.platform import branches, catalogue, repositories, services, upgrades
 from brokerage.platform.api.deliveries import queue_test_push, set_enabled
 from brokerage.platform.api.support import cipher
 from brokerage.platform.db import get_session
@@ -31,6 +31,26 @@ from brokerage.submissions.models import BrokerVersion
 bp = web_blueprint("web_repos", __name__, url_prefix="/repos/<account>/<repo_slug>")
 
 FIELD_PREFIX = "f:"
+CONSENT = "consent"
+"""the form parameter carrying the id of the vendor broker version the admin agreed to"""
+YOU_SOUND = ("uni", "use", "usa", "uk", "url", "utf", "one")
+
+
+def with_article(title: str) -> str:
+    """``title`` after "a" or "an", as it sounds ("an Email", "a POST", "a URL checker")."""
+    lowered = title.lower()
+    vowel = lowered[:1] in ("a", "e", "i", "o", "u") and not lowered.startswith(YOU_SOUND)
+    return f"{'an' if vowel else 'a'} {title}"
+
+
+def form_fields(version: BrokerVersion) -> list[dict[str, Any]]:
+    """The broker's fields and the platform-level ``Branches`` filter every service has."""
+    return [*version.fields, branches.FIELD]
+
+
+def needs_consent(version: BrokerVersion) -> bool:
+    """A vendor's broker is enabled only after its admin has seen what it gets."""
+    return not version.broker_type.builtin
 
 
 def administered(account: str, repo_slug: str) -> Repository:
@@ -42,7 +62,7 @@ def _params(version: BrokerVersion, type_name: str | None = None) -> MultiDict[s
     params: MultiDict[str, str] = MultiDict()
     if type_name is not None:
         params["type"] = type_name
-    for field in version.fields:
+    for field in form_fields(version):
         raw = request.form.get(FIELD_PREFIX + field["label"])
         if field["type"] == "boolean":
             params[field["label"]] = "true" if raw else "false"
@@ -55,7 +75,7 @@ def _form_rows(version: BrokerVersion, shown: dict[str, str]) -> list[dict[str, 
     """Each field with the value the form shows (a set password shows only the mask)."""
     return [
         {**field, "input": FIELD_PREFIX + field["label"], "value": shown.get(field["label"], "")}
-        for field in version.fields
+        for field in form_fields(version)
     ]
 
 
@@ -66,7 +86,7 @@ def _posted_values(version: BrokerVersion, stored: dict[str, str]) -> dict[str, 
         f["label"]: stored.get(f["label"], "")
         if f["type"] == "password"
         else request.form.get(FIELD_PREFIX + f["label"], "")
-        for f in version.fields
+        for f in form_fields(version)
     }
 
 
@@ -84,8 +104,14 @@ def list_services(account: str, repo_slug: str) -> Any:
          "upgrade": bool(upgrades.pending_upgrades(get_session(), s))}
         for s in repo.services
     ]  # fmt: skip
+    offered = catalogue.offered(get_session())
+    vendors = "Vendors' brokers (reviewed and approved)"
+    groups = [
+        ("Built-in brokers", [v for v in offered if v.broker_type.builtin]),
+        (vendors, [v for v in offered if not v.broker_type.builtin]),
+    ]
     return render_template(
-        "repos/services.html", repo=repo, rows=rows, offered=catalogue.offered(get_session())
+        "repos/services.html", repo=repo, rows=rows, groups=[g for g in groups if g[1]]
     )
 
 
@@ -93,7 +119,23 @@ def list_services(account: str, repo_slug: str) -> Any:
 def new_service(account: str, repo_slug: str) -> Any:
     repo = administered(account, repo_slug)
     version = catalogue.find_offered(get_session(), request.args.get("type", ""))
+    if needs_consent(version) and request.args.get(CONSENT) != str(version.id):
+        return _consent_page(repo, version)
     return _service_form(repo, version, None, {}, None)
+
+
+def _consent_page(repo: Repository, version: BrokerVersion, status: int = 200) -> Any:
+    """Before a vendor's broker is enabled: who wrote it, that it was reviewed, where it
+    connects, what it may do and which values it receives."""
+    page = render_template(
+        "repos/consent.html",
+        repo=repo,
+        info=catalogue.consent(get_session(), version),
+        version=version,
+        consent_field=CONSENT,
+        article=with_article(version.broker_type.title),
+    )
+    return page, status
 
 
 def _service_form(
@@ -111,6 +153,9 @@ def _service_form(
         rows=_form_rows(version, shown),
         error=error,
         info=catalogue.describe(version),
+        article=with_article(version.broker_type.title),
+        consent=version.id if service is None and needs_consent(version) else None,
+        consent_field=CONSENT,
     )
     return page, (400 if error else 200)
 
@@ -120,6 +165,9 @@ def add_service(account: str, repo_slug: str) -> Any:
     repo = administered(account, repo_slug)
     session = get_session()
     version = catalogue.find_offered(session, request.form.get("type", ""))
+    if needs_consent(version) and request.form.get(CONSENT) != str(version.id):
+        # no agreement, or one to another version than the one now offered: ask (again)
+        return _consent_page(repo, version, status=409)
     try:
         service = services.add_service(
             session, repo, _params(version, version.broker_type.title), cipher()
@@ -128,7 +176,7 @@ def add_service(account: str, repo_slug: str) -> Any:
         session.rollback()
         return _service_form(repo, version, None, _posted_values(version, {}), exc.message)
     session.commit()
-    flash(f"Added a {version.broker_type.title} service.", "success")
+    flash(f"Added {with_article(version.broker_type.title)} service.", "success")
     return back(
         "web_repos.show_service", account=account, repo_slug=repo_slug, service_id=service.id
     )

@@ -42,14 +42,22 @@ def widget(app: Flask) -> str:
                 "egress": [], "entry_point": "broker.py"}  # fmt: skip
     with session_scope(app.extensions["brokerage.sessionmaker"]) as session:
         kind = BrokerType(name="widget", title="Widget", builtin=False)
-        session.add(
-            BrokerVersion(broker_type=kind, version="1.0.0", manifest=manifest, state="approved")
+        version = BrokerVersion(
+            broker_type=kind, version="1.0.0", manifest=manifest, state="approved"
         )
+        session.add(version)
+        session.flush()
+        WIDGET_CONSENT["consent"] = str(version.id)
     return "Widget"
 
 
+WIDGET_CONSENT: dict[str, str] = {}
+"""the widget's version id, which the form carries once its admin agreed (a vendor broker)"""
+
+
 def widget_form(**values: str) -> dict[str, str]:
-    return {"type": "Widget", **{f"f:{label}": value for label, value in values.items()}}
+    return {"type": "Widget", **WIDGET_CONSENT,
+            **{f"f:{label}": value for label, value in values.items()}}  # fmt: skip
 
 
 def service(app: Flask, service_id: int = 1) -> tuple[dict[str, Any], bool, str]:
@@ -186,10 +194,15 @@ def test_the_dropdown_offers_the_approved_types(
 ) -> None:
     web.sign_in("marcus")
     page = web.get(f"{PAGE}/services").text
-    assert '<option value="POST">POST</option>' in page
-    assert '<option value="Widget">Widget</option>' in page
-    form = web.get(f"{PAGE}/services/new?type=widget").text
-    for label in ("Endpoint", "Api Key", "Verbose", "Colour"):
+    builtin, vendors = page.split('<optgroup label="Built-in brokers">')[1].split("<optgroup")
+    assert '<option value="POST">POST</option>' in builtin and "Widget" not in builtin
+    assert vendors.startswith(' label="Vendors&#39; brokers (reviewed and approved)">')
+    assert '<option value="Widget">Widget — by Tests</option>' in vendors
+    assert "POST" not in vendors
+    consent = web.get(f"{PAGE}/services/new?type=widget").text
+    assert "Before you add a Widget service" in consent and 'name="f:Endpoint"' not in consent
+    form = web.get(f"{PAGE}/services/new?type=widget&consent={WIDGET_CONSENT['consent']}").text
+    for label in ("Endpoint", "Api Key", "Verbose", "Colour", "Branches"):
         assert f'name="f:{label}"' in form
     assert 'type="password" id="field-api-key"' in form
     assert '<label for="field-endpoint">' in form
@@ -334,7 +347,7 @@ def test_redeliver_runs_the_same_delivery_again(
     location = web.post(f"{PAGE}/services/1/test").location
     delivery_id = location.rsplit("/", 1)[1]
     response = web.post(f"{location}/redeliver")
-    assert response.status_code == 400  # not finished yet: refused like the API refuses it
+    assert response.status_code == 409  # queued, not run yet: refused like the API refuses it
     deliver()
     assert web.post(f"{location}/redeliver").status_code == 303
     deliver()
