@@ -602,6 +602,8 @@ def run(plat: Platform, pushes: int, services: int, quick: bool, with_curves: bo
     print(_cpu_tables(trivial, real_post, sender, mixed))
     failed = trivial.failed + real_post.failed + mixed.failed
     print(f"\nfailed deliveries in the measured phases: {failed}")
+    deferred = plat.db_rows("SELECT count(*) FROM delivery_attempts WHERE outcome = 'deferred'")
+    print(f"attempts deferred by the egress rate limits (whole run): {deferred[0][0]}")
     assert failed == 0
     for label, ratio, target in (
         ("trivial broker / RQ no-op", trivial.rate / ceiling, TARGET_TRIVIAL),
