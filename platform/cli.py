@@ -44,13 +44,45 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, help="Port to listen on.")
 @click.option("--threads", default=8, show_default=True, help="Worker threads.")
-def serve(host: str, port: int, threads: int) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="One line per request on standard error: client, method, path (never the query "
+    "string), status, bytes, duration.",
+)
+@click.option(
+    "--trusted-proxy",
+    default=None,
+    metavar="ADDRESS",
+    help="The reverse proxy's address (e.g. 127.0.0.1): its X-Forwarded-For/-Proto/-Host/"
+    "-Port are believed (client address, https links); other peers' are dropped.",
+)
+def serve(host: str, port: int, threads: int, access_log: bool, trusted_proxy: str | None) -> None:
     """Serve the web app and REST API (waitress, a production WSGI server)."""
+    import logging
+
     import waitress
 
+    from brokerage.platform.access_log import AccessLog
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = make_app()
     click.echo(f"Brokerage listening on http://{host}:{port}/")
-    waitress.serve(app, host=host, port=port, threads=threads, ident="brokerage")
+    waitress.serve(AccessLog(app) if access_log else app, host=host, port=port,
+                   threads=threads, ident="brokerage", **_proxy_options(trusted_proxy))  # fmt: skip
+
+
+def _proxy_options(trusted_proxy: str | None) -> dict[str, object]:
+    """waitress's settings for a reverse proxy at ``trusted_proxy`` (none without one)."""
+    if not trusted_proxy:
+        return {}
+    return {
+        "trusted_proxy": trusted_proxy,
+        "trusted_proxy_headers": "x-forwarded-for x-forwarded-proto x-forwarded-host "
+        "x-forwarded-port",
+        "clear_untrusted_proxy_headers": True,
+    }
 
 
 @main.group()

@@ -190,6 +190,7 @@ class Dispatcher:
             return "not claimable"
         verdict = self._attempt(work)
         delay = self._settle(work, verdict)
+        log.info("%s", attempt_line(work, verdict, delay, self.worker_name))
         if delay is not None:
             delivery_queue.enqueue(self.runtime, delivery_id, work.claim.number + 1, delay)
         return str(verdict.outcome)
@@ -438,3 +439,26 @@ def _message(result: RunResult) -> str:
     prefix = "configuration error" if error.get("kind") == "configuration" else str(result.status)
     kind = error.get("type")
     return f"{prefix}: {kind}: {detail}" if kind else f"{prefix}: {detail}".rstrip(": ")
+
+
+LOGGED_MESSAGE_CHARS = 200
+"""characters of an attempt's message in its log line"""
+
+
+def attempt_line(work: Work, verdict: Verdict, delay: float | None, worker: str) -> str:
+    """One attempt as one log line of ``key=value`` pairs (the message JSON-quoted; it is the
+    attempt's recorded message, secrets already masked)."""
+    result = verdict.result
+    fields = {
+        "delivery": work.delivery_id,
+        "attempt": work.claim.number,
+        "service": work.service.id if work.service else "-",
+        "broker": f"{work.version.broker_type.name}@{work.version.version}",
+        "outcome": verdict.outcome,
+        "duration": f"{result.duration_seconds:.3f}s" if result else "-",
+        "requests": len(result.requests) if result else 0,
+        "next": f"{delay:.0f}s" if delay is not None else "-",
+        "worker": worker,
+        "message": json.dumps(verdict.message[:LOGGED_MESSAGE_CHARS], ensure_ascii=False),
+    }
+    return "attempt " + " ".join(f"{key}={value}" for key, value in fields.items())
