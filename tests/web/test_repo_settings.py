@@ -19,6 +19,7 @@ from brokerage.platform.runtime import Runtime
 from brokerage.submissions.models import BrokerType
 from tests.support import Seeder, snapshot
 from tests.web.conftest import Submissions, WebClient
+from tests.web.test_web_commits import PATCHED, pushed  # noqa: F401
 from tests.web.test_web_pages import WIDGET_CONSENT, widget, widget_form  # noqa: F401
 
 PAGE = "/repos/marcus/project-x"
@@ -91,12 +92,12 @@ def test_a_pushed_token_works_and_rotating_replaces_it(
     [second] = TOKEN.findall(rotated.text)
     assert second != first
     assert repository(app, "marcus", "project-x").push_token_hash == accounts.hash_secret(second)
-    pushed = app.test_client().post(
+    refused = app.test_client().post(
         "/1.0/repositories/marcus/project-x/pushes",
         json={"scm": "git", "user": "marcus", "commits": []},
         headers={"Authorization": f"Bearer {first}"},
     )
-    assert pushed.status_code == 401  # the first token no longer works
+    assert refused.status_code == 401  # the first token no longer works
 
 
 @pytest.mark.parametrize(
@@ -271,6 +272,17 @@ def test_a_delivery_says_who_pushed_and_how_it_is_known(
     assert line.startswith(f"attempt delivery={delivery_id} attempt=1 service=1 broker=post@")
     assert " outcome=succeeded duration=0.042s requests=2 next=- worker=web-test-worker " in line
     assert re.search(r' message="posted \d+ commit\(s\)"$', line), line
+
+
+def test_a_push_names_its_pusher_and_says_where_the_name_comes_from(
+    web: WebClient,
+    pushed: int,  # noqa: F811
+) -> None:
+    web.sign_in("marcus")
+    page = web.get(f"/marcus/project-x/commits/{PATCHED}").text
+    assert re.search(r'pushed as <strong class="pusher" title="[^"]+">marcus</strong>', page)
+    assert "is the push's <code>user</code>" in page and "<code>BROKERAGE_USER</code>" in page
+    assert "by marcus" not in page
 
 
 # -- /ops ----------------------------------------------------------------------------------------
