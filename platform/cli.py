@@ -229,12 +229,13 @@ def _add_component_groups() -> None:
     from brokerage.platform.hooks.cli import hook
     from brokerage.review_tool.cli import review_cli
     from brokerage.sandbox.cli import sandbox_cli
-    from brokerage.submissions.cli import broker_cli
+    from brokerage.submissions.cli import broker_cli, login
 
     main.add_command(hook)
     main.add_command(sandbox_cli)
     main.add_command(broker_cli)
     main.add_command(review_cli)
+    main.add_command(login)
 
 
 _add_component_groups()

@@ -1,4 +1,5 @@
-"""Telling people what happened: mail to a repository's admins when a service is disabled."""
+"""Telling people what happened: mail to a repository's admins when a service is disabled,
+and to a vendor when a reviewer decides on their broker."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from brokerage.platform.models import Service
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.egress.mailer import MailConfig, Mailer, MailRequest
+from brokerage.submissions.models import BrokerVersion
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +51,36 @@ def service_disabled(runtime: Runtime, service: Service) -> None:
         log.exception(
             "could not mail the admins of %s about service %s", repo.full_name, service.id
         )
+
+
+DECISION_WORDS = {
+    "approved": "approved",
+    "rejected": "rejected",
+    "changes_requested": "sent back with changes requested",
+}
+
+
+def submission_decided(runtime: Runtime, version: BrokerVersion, comment: str) -> bool:
+    """Mail the vendor who submitted ``version`` the reviewer's decision and comment, with a
+    link to the version's page. A mail failure is logged, never raised (the decision and its
+    comment stay on the version); returns whether the mail went out."""
+    vendor = version.submitted_by
+    if vendor is None or not vendor.email:
+        return False
+    name = f"{version.broker_type.name} {version.version}"
+    words = DECISION_WORDS.get(version.state, version.state)
+    page = f"{runtime.config['CANON_URL']}/vendor/submissions/{version.id}"
+    body = f"{name} was {words} in review.\n\n"
+    if comment.strip():
+        body += "Their comment:\n\n" + "".join(f"  {line}\n" for line in comment.splitlines())
+        body += "\n"
+    body += f"The version, its report and its history: {page}\n"
+    if version.state != "approved":
+        body += "Answer with a new version: brokerage broker submit <folder> --notes '...'\n"
+    request = MailRequest(to=(vendor.email,), subject=f"[Brokerage] {name} {words}", body=body)
+    try:
+        Mailer(mail_config(runtime.config)).send(request)
+    except Exception:  # the mail server is down: the decision stands and is on the page
+        log.exception("could not mail %s about the decision on %s", vendor.username, name)
+        return False
+    return True

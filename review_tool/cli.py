@@ -1,26 +1,32 @@
 """``brokerage review ...``: the reviewer's command line, over the REST API.
 
-``queue``; ``show ID`` (manifest, code, verification report, sandbox transcript, audit);
-``diff ID`` (against the broker's last approved version); ``approve ID``, ``reject ID -m``,
-``request-changes ID -m``. The platform enforces who may decide: reviewers only, never on
-their own submission.
+``queue``; ``show ID`` (notes to the reviewer, manifest, code, verification report, sandbox
+transcript, audit); ``diff ID`` (a risk summary, then the diff against the version a
+reviewer last decided on — approved, rejected or changes requested — with its comment);
+``approve ID``, ``reject ID -m``, ``request-changes ID -m``. The platform enforces who may
+decide: reviewers only, never on their own submission.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
-from brokerage.submissions.cli import echo_report, token_option, url_option
+from brokerage.submissions.cli import (
+    api_client,
+    echo_decision,
+    echo_report,
+    token_option,
+    url_option,
+)
 from brokerage.submissions.client import ApiClient
 from brokerage.submissions.errors import ApiCallError, SubmissionError
 
 
 def _client(url: str, token: str) -> ApiClient:
-    if not url or not token:
-        raise click.UsageError("give --url and --token (or BROKERAGE_URL and BROKERAGE_TOKEN)")
-    return ApiClient(url, token)
+    return api_client(url, token)
 
 
 @click.group("review")
@@ -64,6 +70,9 @@ def show(submission_id: int, no_code: bool, url: str, token: str) -> None:
         f"# {item['name']} {item['version']} ({item['title']}) "
         f"by {item['submitted_by']}: {item['state']}"
     )
+    echo_decision(item.get("decision"))
+    if item.get("notes"):
+        click.echo("\n## notes to the reviewer\n" + item["notes"].rstrip("\n"))
     click.echo("\n## manifest\n" + json.dumps(item["manifest"], indent=2))
     for path, text in files.items():
         click.echo(f"\n## {path}\n{text}")
@@ -95,13 +104,35 @@ def _report(client: ApiClient, submission_id: int) -> dict[str, object] | None:
 @url_option
 @token_option
 def diff(submission_id: int, url: str, token: str) -> None:
-    """Unified diff against the broker's last approved version."""
+    """Risk summary, then the unified diff against the version last decided on."""
     try:
         found = _client(url, token).get(f"/1.0/submissions/{submission_id}/diff")
     except SubmissionError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"against: {found['against'] or 'nothing approved yet (every file is new)'}")
+    if found["against"]:
+        click.echo(f"against: {found['against']} ({found['against_state']})")
+        echo_decision(found.get("against_decision"), indent="  ")
+    else:
+        click.echo("against: nothing decided yet (every file is new)")
+    echo_risk(found.get("risk"))
     click.echo(found["diff"], nl=False)
+
+
+def echo_risk(risk: dict[str, Any] | None) -> None:
+    """The risk summary as ``risk:`` lines."""
+    if not risk:
+        return
+    egress = ", ".join(risk["egress"]) or "none"
+    star = "  (* = ANY PUBLIC HOST)" if risk["any_public_host"] else ""
+    click.echo(f"risk: egress {egress}{star}")
+    click.echo(f"risk: new hosts {', '.join(risk['new_egress']) or 'none'}")
+    click.echo(f"risk: new permissions {', '.join(risk['new_permissions']) or 'none'}")
+    click.echo(f"risk: password fields {', '.join(risk['password_fields']) or 'none'}")
+    history = ", ".join(
+        f"{h['version']} {h['decision']['decision'] if h['decision'] else h['state']}"
+        for h in risk["history"]
+    )
+    click.echo(f"risk: history {history or 'first version of this broker'}")
 
 
 def _decide(submission_id: int, decision: str, comment: str, url: str, token: str) -> None:

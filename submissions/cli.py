@@ -4,21 +4,31 @@
 - ``test PATH``: the static checks, then every fixture run in the real sandbox through
   the real gateway with a recording receiver, a recording SMTP server for mail and a
   stand-in for the platform API (the issue tracker), each outcome printed (exit 1 on a
-  failure);
-- ``submit PATH``: upload through the API (``--url``/``--token``);
-- ``list``, ``report ID``, ``withdraw ID``: follow submissions through the API.
+  failure). ``-v`` prints each run whole (log lines, result, error, what the receiver
+  got and answered, expected against got); ``--fixture NAME`` runs one; ``--watch``
+  runs again whenever a file of the package changes; ``--receiver URL`` points
+  ``${receiver}`` at your own receiver (opened for that run only, loopback included);
+  ``--allow-host HOST[:PORT]`` opens one more host for the run;
+- ``submit PATH``: upload through the API (``--url``/``--token``, ``--notes`` for the
+  reviewer);
+- ``list``, ``report ID``, ``withdraw ID``: follow submissions (and the reviewer's
+  decisions and comments) through the API;
+- ``logs NAME``: your broker's runs on the platform, redacted;
+- ``brokerage login``: store the URL and token for these commands (a 0600 file).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from brokerage.submissions.client import ApiClient
+from brokerage.submissions.client import ApiClient, config_path, resolve_login, save_login
 from brokerage.submissions.errors import SubmissionError
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{1,39}$")
@@ -90,10 +100,18 @@ holds, and `expect` may say `"mails": 1`, `"api_calls": 2` or
 """
 
 
-def _client(url: str, token: str) -> ApiClient:
+LOGIN_HINT = "give --url and --token (or BROKERAGE_URL and BROKERAGE_TOKEN, or run brokerage login)"
+
+
+def api_client(url: str, token: str) -> ApiClient:
+    """A client for ``--url``/``--token``, else the environment, else what login stored."""
+    url, token = resolve_login(url, token)
     if not url or not token:
-        raise click.UsageError("give --url and --token (or BROKERAGE_URL and BROKERAGE_TOKEN)")
+        raise click.UsageError(LOGIN_HINT)
     return ApiClient(url, token)
+
+
+_client = api_client
 
 
 def _fail(exc: SubmissionError) -> click.ClickException:
@@ -173,21 +191,107 @@ def new(name: str, parent: Path, title: str | None, vendor_name: str, email: str
     type=click.Choice(["auto", "docker", "bubblewrap", "fake"]),
     help="Sandbox backend (default: SANDBOX_BACKEND, else auto).",
 )
-def test(path: Path, backend: str | None) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Print every run whole, passed or not.")
+@click.option("--fixture", "only", default=None, metavar="NAME", help="Run this fixture only.")
+@click.option("--watch", is_flag=True, help="Run again whenever a file of the package changes.")
+@click.option(
+    "--receiver",
+    default=None,
+    metavar="URL",
+    help="Your own receiver (http://127.0.0.1:8000): ${receiver} in fixtures becomes it, "
+    "and its host and port are opened for this run only.",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Open one more host for this run (resolved for real; may repeat).",
+)
+@click.option("--interval", default=1.0, hidden=True, help="Seconds between --watch polls.")
+@click.option("--runs", "max_runs", default=0, hidden=True, help="--watch: stop after N runs.")
+def test(
+    path: Path,
+    backend: str | None,
+    verbose: bool,
+    only: str | None,
+    watch: bool,
+    receiver: str | None,
+    allow_hosts: tuple[str, ...],
+    interval: float,
+    max_runs: int,
+) -> None:
     """Check the package at PATH and run its fixtures in the sandbox; exit 1 on any failure."""
     from brokerage.core.config import load_config
-    from brokerage.submissions.dynamic import backend_factory
-    from brokerage.submissions.package import read_package
-    from brokerage.submissions.verification import verify_package
+    from brokerage.submissions.dynamic import LocalRun
 
     config = load_config()
     if backend:
         config["SANDBOX_BACKEND"] = backend
+    local = LocalRun(only=only, receiver=receiver, extra_hosts=allow_hosts)
+    if not watch:
+        failed = _test_once(path, config, local, verbose)
+        if failed:
+            raise click.ClickException(failed)
+        return
+
+    def again() -> None:
+        failed = _test_once(path, config, local, verbose)
+        if failed:
+            click.echo(f"FAILED: {failed}")
+
+    watch_package(path, again, interval, max_runs)
+
+
+def watch_package(
+    path: Path, run: Callable[[], None], interval: float = 1.0, max_runs: int = 0
+) -> None:
+    """Run, then run again each time a file under ``path`` changes (modification times are
+    polled, no extra dependency), until interrupted (or ``max_runs`` runs)."""
+    runs, seen = 0, None
+    try:
+        while not max_runs or runs < max_runs:
+            stamp = _stamps(path)
+            if stamp != seen:
+                if seen is not None:
+                    click.echo(f"\n--- {time.strftime('%H:%M:%S')} changed, running again")
+                seen = stamp
+                run()
+                runs += 1
+                click.echo(f"watching {path} for changes (Ctrl-C stops)")
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        click.echo("stopped watching")
+
+
+def _stamps(path: Path) -> tuple[tuple[str, int, int], ...]:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    found = []
+    for item in files:
+        if "__pycache__" in item.parts:
+            continue
+        try:
+            info = item.stat()
+        except OSError:
+            continue
+        found.append((str(item), info.st_mtime_ns, info.st_size))
+    return tuple(found)
+
+
+def _test_once(path: Path, config: dict[str, Any], local: Any, verbose: bool) -> str | None:
+    """One ``broker test`` run, printed; None when everything passed, else what failed. A
+    package that cannot be read is a failure too, so ``--watch`` keeps watching."""
+    from brokerage.submissions.dynamic import backend_factory
+    from brokerage.submissions.package import read_package
+    from brokerage.submissions.verification import verify_package
+
     try:
         pkg = read_package(path)
-        outcome = verify_package(pkg, backend_factory(config))
+        outcome = verify_package(pkg, backend_factory(config), local=local)
     except SubmissionError as exc:
-        raise _fail(exc) from exc
+        return str(exc)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
     for check in outcome.checks:
         click.echo(f"{_mark(check.as_dict())} {check.name}: {check.summary}")
         for f in check.findings:
@@ -197,17 +301,18 @@ def test(path: Path, backend: str | None) -> None:
                 + (f"  |  {f.source}" if f.source else "")
             )
     for run in outcome.runs:
-        _print_run(run.as_dict())
+        _print_run(run.as_dict(), verbose)
     if not outcome.passed:
-        raise click.ClickException(outcome.summary())
+        return outcome.summary()
     click.echo(f"all checks passed ({outcome.backend} sandbox)")
+    return None
 
 
 def _mark(check: dict[str, Any]) -> str:
     return "skip" if check.get("skipped") else ("ok  " if check["passed"] else "FAIL")
 
 
-def _print_run(run: dict[str, Any]) -> None:
+def _print_run(run: dict[str, Any], verbose: bool = False) -> None:
     mark = "ok  " if run["passed"] else "FAIL"
     click.echo(
         f"{mark} fixture {run['variant']}: {run['status']} (expected {run['expected']}) "
@@ -233,10 +338,56 @@ def _print_run(run: dict[str, Any]) -> None:
         click.echo(f"       log: {line}")
     for problem in run["problems"]:
         click.echo(f"       problem: {problem}")
-    if not run["passed"] and run["stderr"]:
+    if not run["passed"] or verbose:
+        _print_why(run)
+    if verbose:
+        _print_detail(run)
+    elif not run["passed"] and run["stderr"]:
         click.echo(
             "       stderr: " + run["stderr"].strip()[-500:].replace("\n", "\n               ")
         )
+
+
+def _print_why(run: dict[str, Any]) -> None:
+    """Expected against got, side by side: why an expectation failed (or held)."""
+    expect = run.get("expect") or {}
+    wanted = [f"status {run['expected']}"]
+    wanted += ["sends nothing"] if expect.get("noop") else []
+    wanted += [f"{expect[k]} {k.replace('_', ' ')}" for k in ("mails", "api_calls") if k in expect]
+    wanted += [f"issue #{n} {s}" for n, s in (expect.get("issues") or {}).items()]
+    sent = len(run["egress"]) + (0 if run["egress"] else len(run["received"]))
+    got = [f"status {run['status']}", f"{sent} request(s)"]
+    got += [f"{len(run.get(k, []))} {k.replace('_', ' ')}" for k in ("mails", "api_calls")]
+    got += [f"issue #{n} {s}" for n, s in (run.get("issues") or {}).items()]
+    if run.get("error"):
+        error = run["error"]
+        got.append(f"error {error.get('type', '')}: {error.get('message', '')}".strip())
+    click.echo(f"       expected: {', '.join(wanted)}")
+    click.echo(f"       got:      {', '.join(got)}")
+
+
+def _indent(text: str, width: int = 12) -> str:
+    return text.rstrip("\n").replace("\n", "\n" + " " * width)
+
+
+def _print_detail(run: dict[str, Any]) -> None:
+    """Everything a run left: result, error, what the receiver got and answered, output."""
+    if run.get("result") is not None:
+        click.echo("       result: " + _indent(json.dumps(run["result"], indent=2), 15))
+    if run.get("error"):
+        click.echo("       error: " + _indent(json.dumps(run["error"], indent=2), 14))
+    for got in run["received"]:
+        click.echo(f"       receiver got {got['method']} {got['path']}:")
+        click.echo("            " + _indent(got["body"][:2000] or "(empty body)"))
+    for entry in run["egress"]:
+        answer = entry.get("response")
+        if isinstance(answer, dict):
+            status = answer.get("status", entry["status"])
+            click.echo(f"       {entry['host']} answered {status}:")
+            click.echo("            " + _indent(str(answer.get("body", ""))[:2000] or "(empty)"))
+    for name in ("stdout", "stderr"):
+        if run.get(name, "").strip():
+            click.echo(f"       {name}: " + _indent(run[name].strip()[-2000:], 15))
 
 
 @broker_cli.command("submit")
@@ -244,18 +395,39 @@ def _print_run(run: dict[str, Any]) -> None:
 @url_option
 @token_option
 @click.option("--draft", is_flag=True, help="Upload without sending it to verification.")
-def submit(path: Path, url: str, token: str, draft: bool) -> None:
+@click.option("--notes", default="", help="Notes to the reviewer (what changed, and why).")
+@click.option(
+    "--notes-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read the notes to the reviewer from this file.",
+)
+def submit(
+    path: Path, url: str, token: str, draft: bool, notes: str, notes_file: Path | None
+) -> None:
     """Upload the package at PATH (a folder or an archive) for verification and review."""
     from brokerage.submissions.package import pack_folder
 
+    if notes_file is not None:
+        notes = notes_file.read_text()
     try:
         data = pack_folder(path) if path.is_dir() else path.read_bytes()
-        body = _client(url, token).post(
-            "/1.0/submissions",
-            data=data,
-            params={"draft": "true"} if draft else None,
-            headers={"Content-Type": "application/gzip"},
-        )
+        client = _client(url, token)
+        params = {"draft": "true"} if draft else None
+        if notes.strip():
+            body = client.post(
+                "/1.0/submissions",
+                files={"package": ("package.tar.gz", data, "application/gzip")},
+                data={"notes": notes},
+                params=params,
+            )
+        else:
+            body = client.post(
+                "/1.0/submissions",
+                data=data,
+                params=params,
+                headers={"Content-Type": "application/gzip"},
+            )
     except SubmissionError as exc:
         raise _fail(exc) from exc
     click.echo(
@@ -279,6 +451,16 @@ def list_submissions(url: str, token: str) -> None:
         click.echo(
             f"{item['id']:>5}  {item['name']} {item['version']}  {item['state']}  report: {verdict}"
         )
+        echo_decision(item.get("decision"), indent="       ")
+
+
+def echo_decision(decision: dict[str, Any] | None, indent: str = "") -> None:
+    """The reviewer's decision and comment, when there is one."""
+    if not decision:
+        return
+    click.echo(f"{indent}review: {decision['decision']} by {decision['by']}, {decision['at'][:19]}")
+    for line in (decision.get("comment") or "").splitlines():
+        click.echo(f"{indent}  > {line}")
 
 
 @broker_cli.command("report")
@@ -295,6 +477,7 @@ def report(submission_id: int, url: str, token: str) -> None:
 
 
 def echo_report(found: dict[str, Any]) -> None:
+    echo_decision(found.get("decision"))
     click.echo(
         f"verification {'PASSED' if found['passed'] else 'FAILED'} "
         f"({found['backend'] or 'static only'})"
@@ -323,3 +506,53 @@ def withdraw(submission_id: int, reason: str, url: str, token: str) -> None:
     except SubmissionError as exc:
         raise _fail(exc) from exc
     click.echo(f"submission {body['id']}: {body['name']} {body['version']} is {body['state']}")
+
+
+@broker_cli.command("logs")
+@click.argument("name")
+@click.option("-n", "--limit", default=20, show_default=True, help="How many runs (at most 100).")
+@url_option
+@token_option
+def logs(name: str, limit: int, url: str, token: str) -> None:
+    """Your broker NAME's runs on the platform, newest first, redacted: field values and
+    repository names masked, requests by host only."""
+    try:
+        runs = _client(url, token).get(f"/1.0/vendor/brokers/{name}/runs", params={"limit": limit})
+    except SubmissionError as exc:
+        raise _fail(exc) from exc
+    if not runs:
+        click.echo(f"{name} has not run on the platform yet")
+    for run in runs:
+        took = f"{run['duration_seconds']:.2f}s" if run["duration_seconds"] is not None else "-"
+        click.echo(
+            f"{run['started_at'][:19]}  {name} {run['version']}  service {run['service']}  "
+            f"attempt {run['attempt']}  {run['outcome']}  {took}"
+            + (f"  {run['message']}" if run["message"] else "")
+        )
+        for request in run["requests"]:
+            refused = f" refused: {request['refused']}" if request["refused"] else ""
+            click.echo(
+                f"       {request['method']} {request['host']} -> {request['status']}{refused}"
+            )
+        for line in run["logs"]:
+            click.echo(f"       log: {line}")
+        if run["outcome"] != "succeeded" and run["stderr"].strip():
+            click.echo("       stderr: " + _indent(run["stderr"].strip()[-800:], 15))
+
+
+@click.command("login")
+@click.option("--url", prompt="Platform URL", help="The platform's base URL.")
+@click.option("--token", prompt="API token", hide_input=True, help="Your API token.")
+def login(url: str, token: str) -> None:
+    """Store the platform URL and your API token for the broker and review commands (in a
+    file only you can read); checks them first."""
+    try:
+        me = ApiClient(url, token).get("/1.0/user")
+    except SubmissionError as exc:
+        raise _fail(exc) from exc
+    path = save_login(url, token)
+    roles = ", ".join(me.get("roles") or []) or "no role"
+    click.echo(f"logged in to {url.rstrip('/')} as {me['username']} ({roles}); saved in {path}")
+
+
+__all__ = ["broker_cli", "login", "config_path"]

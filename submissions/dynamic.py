@@ -18,6 +18,12 @@ What a broker reaches instead is :mod:`~brokerage.submissions.standins`.
 
 A request to a host the manifest does not declare, an API call outside the manifest's
 permissions, or one for another repository fails the fixture.
+
+``brokerage broker test`` may widen one local run (:class:`LocalRun`, never verification
+on the platform): run one fixture only; point ``${receiver}`` at the vendor's own
+receiver (``--receiver http://127.0.0.1:8000``: that host and port are opened for the run,
+loopback and private addresses included); open extra hosts (``--allow-host``), which
+also lets a ``"*"`` broker name one.
 """
 
 from __future__ import annotations
@@ -73,14 +79,94 @@ def _resolver(host: str, port: int) -> list[str]:
     raise socket.gaierror(socket.EAI_NONAME, "verification resolves only the recording receiver")
 
 
+@dataclass(frozen=True)
+class LocalRun:
+    """What a vendor's local ``broker test`` run may widen (verification never does)."""
+
+    only: str | None = None
+    """run this fixture variant only"""
+    receiver: str | None = None
+    """``${receiver}`` becomes this base URL instead of the recording receiver's"""
+    extra_hosts: tuple[str, ...] = ()
+    """``host`` or ``host:port`` the run may reach besides the manifest's egress"""
+
+    def fixtures_of(self, pkg: Package) -> dict[str, bytes]:
+        """The fixtures this run runs; ValueError for an unknown one or a bad host."""
+        self.opened()
+        fixtures = pkg.fixtures()
+        if self.only is None:
+            return fixtures
+        if self.only not in fixtures:
+            known = ", ".join(fixtures) or "none"
+            raise ValueError(f"--fixture: no fixture {self.only!r} (fixtures: {known})")
+        return {self.only: fixtures[self.only]}
+
+    def opened(self) -> list[tuple[str, int | None]]:
+        """Every (host, port) this run opens: the receiver's and the extra hosts."""
+        found: list[tuple[str, int | None]] = []
+        if self.receiver:
+            parts = urlsplit(self.receiver)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"--receiver: an http(s) URL, got {self.receiver!r}")
+            found.append((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)))
+        for item in self.extra_hosts:
+            host, _, port = item.strip().lower().rpartition(":")
+            if not host or not port.isdigit():
+                host, port = item.strip().lower(), ""
+            try:
+                parse_host(host.strip("[]"))
+            except (EgressRefusedError, GatewayError, ValueError) as exc:
+                raise ValueError(f"--allow-host: {item!r} is no host name or address") from exc
+            found.append((host.strip("[]"), int(port) if port else None))
+        return found
+
+    def widen(self, base: GatewayConfig) -> GatewayConfig:
+        """The verification gateway's config with this run's hosts, ports and addresses."""
+        opened = self.opened()
+        if not opened:
+            return base
+        names = {host for host, _ in opened}
+        ports = {port for _, port in opened if port is not None}
+        ranges: list[str] = list(base.extra_ranges)
+        for host, port in opened:
+            for address in _local_addresses(host, port or 80):
+                ranges.append(f"{address}/{32 if '.' in address else 128}")
+        inner = base.resolver
+
+        def resolve(host: str, port: int) -> list[str]:
+            if host in names:
+                return _local_addresses(host, port)
+            return list(inner(host, port))
+
+        return replace(base, allowed_ports=base.allowed_ports | ports,
+                       extra_ranges=tuple(dict.fromkeys(ranges)), resolver=resolve)  # fmt: skip
+
+
+def _local_addresses(host: str, port: int) -> list[str]:
+    """The addresses a local run's host stands for (an IP literal: itself)."""
+    try:
+        parsed = parse_host(host)
+    except (EgressRefusedError, GatewayError, ValueError):
+        return []
+    if not isinstance(parsed, str):
+        return [str(parsed)]
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    return sorted({str(info[4][0]) for info in infos})
+
+
 def verification_gateway(
     receiver: RecordingReceiver,
     base: GatewayConfig | None = None,
     mail: MailRecorder | None = None,
     api: ApiStandIn | None = None,
+    local: LocalRun | None = None,
 ) -> Gateway:
     """A gateway that reaches only ``receiver`` (everything else is logged and refused),
-    mails through ``mail`` and answers the platform API with ``api``."""
+    mails through ``mail`` and answers the platform API with ``api``; ``local`` opens a
+    vendor's local run's hosts too."""
     base = base or GatewayConfig()
     mail_config = None
     if mail is not None:
@@ -97,7 +183,7 @@ def verification_gateway(
         mail=mail_config,
         api_forwarder=api,
     )
-    return Gateway(config)
+    return Gateway(local.widen(config) if local is not None else config)
 
 
 @dataclass
@@ -125,6 +211,8 @@ class FixtureRun:
     """each platform API call: method, path, status, permission, refused, detail, body"""
     issues: dict[str, str] = field(default_factory=dict)
     """the stand-in tracker's statuses after the run, by issue id"""
+    expect: dict[str, Any] = field(default_factory=dict)
+    """the fixture's ``expect`` as written (status, noop, mails, api_calls, issues)"""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,16 +230,19 @@ class Observed:
 
 @contextmanager
 def harness(
-    make_backend: BackendFactory, gateway_base: GatewayConfig | None = None
+    make_backend: BackendFactory,
+    gateway_base: GatewayConfig | None = None,
+    local: LocalRun | None = None,
 ) -> Iterator[tuple[SandboxBackend, StandIns]]:
-    """The stand-ins, a gateway reaching only them, and a backend using that gateway."""
+    """The stand-ins, a gateway reaching only them (and a local run's hosts), and a backend
+    using that gateway."""
     with ExitStack() as stack:
         receiver = RecordingReceiver()
         stack.callback(receiver.close)
         mail = MailRecorder()
         stack.callback(mail.close)
         standins = StandIns(receiver, mail, ApiStandIn())
-        gateway = verification_gateway(receiver, gateway_base, mail, standins.api)
+        gateway = verification_gateway(receiver, gateway_base, mail, standins.api, local)
         stack.callback(gateway.close)
         backend = make_backend(gateway)
         stack.callback(backend.close)
@@ -164,21 +255,29 @@ def run_fixtures(
     make_backend: BackendFactory,
     limits: Limits = VERIFY_LIMITS,
     gateway_base: GatewayConfig | None = None,
+    local: LocalRun | None = None,
 ) -> tuple[list[FixtureRun], str]:
-    """Every fixture of ``pkg`` run once; returns the runs and the backend's name."""
-    bundle = verification_bundle(pkg, manifest)
-    with harness(make_backend, gateway_base) as (backend, standins):
+    """Every fixture of ``pkg`` run once (``local``: a vendor's widened local run); returns
+    the runs and the backend's name. ValueError when ``local`` names no fixture or host."""
+    local = local or LocalRun()
+    fixtures = local.fixtures_of(pkg)
+    extra = [host for host, _ in local.opened()]
+    bundle = verification_bundle(pkg, manifest, extra)
+    with harness(make_backend, gateway_base, local) as (backend, standins):
         runs = [
-            run_fixture(backend, standins, bundle, manifest, variant, raw, limits)
-            for variant, raw in pkg.fixtures().items()
+            run_fixture(backend, standins, bundle, manifest, variant, raw, limits, local.receiver)
+            for variant, raw in fixtures.items()
         ]
         return runs, backend.name
 
 
-def verification_bundle(pkg: Package, manifest: Mapping[str, Any]) -> BrokerBundle:
-    """The bundle as it would run, with the receiver's name added to its egress list (exact
-    names are matched before ``*``, so the receiver is reachable even for a ``*`` broker)."""
-    egress = [*manifest.get("egress", []), RECEIVER_HOST]
+def verification_bundle(
+    pkg: Package, manifest: Mapping[str, Any], extra_hosts: list[str] | None = None
+) -> BrokerBundle:
+    """The bundle as it would run, with the receiver's name (and a local run's extra hosts)
+    added to its egress list (exact names are matched before ``*``, so the receiver is
+    reachable even for a ``*`` broker)."""
+    egress = [*manifest.get("egress", []), RECEIVER_HOST, *(extra_hosts or [])]
     run_manifest = {**manifest, "egress": egress}
     return BrokerBundle(
         str(manifest["name"]), str(manifest["version"]), run_manifest, pkg.runtime_files()
@@ -202,12 +301,14 @@ def run_fixture(
     variant: str,
     raw: bytes,
     limits: Limits,
+    receiver_url: str | None = None,
 ) -> FixtureRun:
     try:
         loaded = json.loads(raw)
         if not isinstance(loaded, dict):
             raise ValueError("a fixture is a JSON object")
-        fixture = read_fixture(loaded, manifest, standins.receiver.base_url, variant)
+        base_url = (receiver_url or standins.receiver.base_url).rstrip("/")
+        fixture = read_fixture(loaded, manifest, base_url, variant)
     except ValueError as exc:
         return FixtureRun(variant, False, "not_run", "-", [f"fixture is not usable: {exc}"])
     delivery_id = fixture.envelope["delivery"]["id"]
@@ -223,7 +324,10 @@ def run_fixture(
         calls,
         after.statuses() if after else {},
     )
-    return judge(variant, result, fixture.expect, manifest, observed)
+    receivers = {RECEIVER_HOST}
+    if receiver_url:
+        receivers.add(urlsplit(receiver_url).hostname or RECEIVER_HOST)
+    return judge(variant, result, fixture.expect, manifest, observed, frozenset(receivers))
 
 
 def read_fixture(
@@ -277,9 +381,10 @@ def judge(
     expect: Mapping[str, Any],
     manifest: Mapping[str, Any],
     observed: Observed,
+    receivers: frozenset[str] = frozenset({RECEIVER_HOST}),
 ) -> FixtureRun:
     expected = str(expect.get("status", RunStatus.SUCCEEDED))
-    egress = [describe_request(entry, manifest) for entry in result.requests]
+    egress = [describe_request(entry, manifest, receivers) for entry in result.requests]
     problems = []
     if expected != "any" and str(result.status) != expected:
         detail = (result.error or {}).get("message") or result.stderr.strip()[-300:]
@@ -318,6 +423,7 @@ def judge(
         mails=observed.mails,
         api_calls=observed.api_calls,
         issues=observed.issues,
+        expect=dict(expect),
     )
 
 
@@ -351,23 +457,33 @@ def _count_problems(expect: Mapping[str, Any], observed: Observed) -> list[str]:
     return problems
 
 
-def describe_request(entry: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """One gateway log entry as the report shows it: which host, and was it declared."""
+def describe_request(
+    entry: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    receivers: frozenset[str] = frozenset({RECEIVER_HOST}),
+) -> dict[str, Any]:
+    """One gateway log entry as the report shows it: which host, and was it declared (the
+    receiver's host, a local run's own included, always is); what the gateway logged of the
+    exchange (``request``/``response``) passes through when it logged it."""
     url = str(entry.get("url") or "")
     host = (
         url.rpartition(":")[0] if entry.get("method") == "CONNECT" else urlsplit(url).hostname or ""
     )
-    return {
+    shown = {
         "method": entry.get("method"),
         "url": url,
         "host": host,
-        "declared": host == RECEIVER_HOST
+        "declared": host in receivers
         or host == "brokerage.internal"
         or declared(host, manifest.get("egress", [])),
-        "receiver": host == RECEIVER_HOST,
+        "receiver": host in receivers,
         "refused": entry.get("refused"),
         "status": entry.get("status"),
     }
+    for side in ("request", "response"):
+        if isinstance(entry.get(side), dict):
+            shown[side] = entry[side]
+    return shown
 
 
 def declared(host: str, egress: list[str]) -> bool:

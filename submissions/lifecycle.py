@@ -83,9 +83,14 @@ def create_submission(
     *,
     submit: bool = True,
     note: str = "",
+    notes: str = "",
 ) -> BrokerVersion:
     """Store ``pkg`` as a new version of its broker (a draft, then submitted unless
-    ``submit`` is False). Everything is checked before anything is written."""
+    ``submit`` is False). Everything is checked before anything is written.
+
+    ``notes`` are the vendor's notes to the reviewer. A version number whose earlier
+    upload failed verification is not used up: the same number may be sent again, and
+    that version (its audit trail and reports kept) takes the new files."""
     if not vendor.has_role(Role.VENDOR):
         raise NotAllowedError("submitting a broker needs the vendor role")
     manifest = validate_manifest(pkg.manifest)
@@ -93,9 +98,21 @@ def create_submission(
     if failed:
         raise PackageError("the package's code or manifest is refused", gate_error(failed))
     broker_type = _broker_type_for(session, vendor, manifest)
-    require_newer(manifest["name"], manifest["version"], [v.version for v in broker_type.versions])
+    retry = next(
+        (v for v in broker_type.versions
+         if v.version == manifest["version"] and v.state == S.VERIFICATION_FAILED),
+        None,
+    )  # fmt: skip
+    counted = [v.version for v in broker_type.versions if v.state != S.VERIFICATION_FAILED]
+    require_newer(manifest["name"], manifest["version"], counted)
     digest = store.put(pack(pkg.files))
     bundle = BrokerBundle(manifest["name"], manifest["version"], manifest, pkg.runtime_files())
+    if retry is not None:
+        retry.manifest, retry.digest, retry.artifact_digest = manifest, bundle.digest, digest
+        retry.notes = notes.strip()
+        target = S.SUBMITTED if submit else S.DRAFT
+        move(session, retry, target, vendor, note or "sent again after failed verification")
+        return retry
     version = BrokerVersion(
         broker_type=broker_type,
         version=manifest["version"],
@@ -104,6 +121,7 @@ def create_submission(
         state=str(S.DRAFT),
         submitted_by=vendor,
         artifact_digest=digest,
+        notes=notes.strip(),
     )
     session.add(version)
     session.flush()

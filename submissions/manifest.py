@@ -10,8 +10,9 @@ one :class:`~brokerage.submissions.errors.ManifestError`:
    the type is ``choice``; ``multiple`` only on email fields; defaults that fit
    their field (checked with :func:`~brokerage.submissions.fields.coerce_field`);
    no default on a password field (a secret does not belong in a public
-   manifest); ``*`` alone in ``egress``; and, for a package folder, the entry
-   point file present (and its class defined, when it names one).
+   manifest); bracketed ``egress`` entries are IPv6 addresses; and, for a
+   package folder, the entry point file present (and its class defined, when it
+   names one).
 
 Each problem names its path the way a reader would write it
 (``fields[2].type: 'number' is not one of [...]``).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import ipaddress
 import json
 import os
 import re
@@ -261,10 +263,16 @@ def _default_problems(where: str, field: dict[str, Any]) -> list[ManifestProblem
 
 
 def _egress_problems(egress: Any) -> list[ManifestProblem]:
-    if isinstance(egress, list) and "*" in egress and len(egress) > 1:
-        why = "'*' already allows every public host and must be the only entry"
-        return [ManifestProblem("egress", why)]
-    return []
+    problems = []
+    for index, entry in enumerate(egress if isinstance(egress, list) else []):
+        if isinstance(entry, str) and entry.startswith("[") and entry.endswith("]"):
+            try:
+                ipaddress.IPv6Address(entry[1:-1])
+            except ValueError:
+                problems.append(
+                    ManifestProblem(f"egress[{index}]", f"{entry!r} is no IPv6 address")
+                )
+    return problems
 
 
 def _entry_point_problems(entry_point: Any, package_dir: Path) -> list[ManifestProblem]:

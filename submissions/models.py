@@ -57,6 +57,8 @@ class BrokerVersion(Base):
     """who submitted it (None: the platform installed it)"""
     artifact_digest: Mapped[str | None] = mapped_column(String(64))
     """sha256 of the package archive in the artifact store (None for built-ins)"""
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """the vendor's notes to the reviewer, given at submission"""
 
     broker_type: Mapped[BrokerType] = relationship(back_populates="versions")
     submitted_by: Mapped[User | None] = relationship()

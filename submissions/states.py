@@ -2,7 +2,8 @@
 
 ::
 
-    draft ─► submitted ─► verifying ─┬─► verification_failed
+    draft ─► submitted ─► verifying ─┬─► verification_failed (─► draft or submitted:
+                                     │     the same version number sent again, fixed)
                                      └─► awaiting_review ─┬─► changes_requested
                                                           ├─► rejected
                                                           └─► approved ─► superseded
@@ -42,7 +43,7 @@ TRANSITIONS: dict[SubmissionState, frozenset[SubmissionState]] = {
     S.DRAFT: frozenset({S.SUBMITTED, S.WITHDRAWN}),
     S.SUBMITTED: frozenset({S.VERIFYING, S.WITHDRAWN}),
     S.VERIFYING: frozenset({S.VERIFICATION_FAILED, S.AWAITING_REVIEW, S.WITHDRAWN}),
-    S.VERIFICATION_FAILED: frozenset({S.WITHDRAWN}),
+    S.VERIFICATION_FAILED: frozenset({S.DRAFT, S.SUBMITTED, S.WITHDRAWN}),
     S.AWAITING_REVIEW: frozenset({S.CHANGES_REQUESTED, S.REJECTED, S.APPROVED, S.WITHDRAWN}),
     S.CHANGES_REQUESTED: frozenset({S.WITHDRAWN}),
     S.REJECTED: frozenset(),

@@ -26,7 +26,13 @@ from brokerage.sandbox.runner.policy import DEFAULT_IMPORTS
 from brokerage.submissions import lifecycle
 from brokerage.submissions.artifacts import ArtifactStore
 from brokerage.submissions.checks import CheckResult, Finding, static_checks
-from brokerage.submissions.dynamic import BackendFactory, FixtureRun, dynamic_check, run_fixtures
+from brokerage.submissions.dynamic import (
+    BackendFactory,
+    FixtureRun,
+    LocalRun,
+    dynamic_check,
+    run_fixtures,
+)
 from brokerage.submissions.errors import SubmissionError
 from brokerage.submissions.models import BrokerVersion, SubmissionEvent, VerificationReport
 from brokerage.submissions.package import Package, read_archive
@@ -57,8 +63,11 @@ def verify_package(
     pkg: Package,
     make_backend: BackendFactory | None,
     allowed_imports: Iterable[str] = DEFAULT_IMPORTS,
+    local: LocalRun | None = None,
 ) -> Outcome:
-    """Static checks, then (when they pass and a backend is given) the fixtures."""
+    """Static checks, then (when they pass and a backend is given) the fixtures (``local``:
+    a vendor's local run, see :class:`~brokerage.submissions.dynamic.LocalRun`; a
+    ValueError when it names an unknown fixture or a bad host)."""
     outcome = Outcome(static_checks(pkg, allowed_imports))
     if make_backend is None:
         return outcome
@@ -66,8 +75,10 @@ def verify_package(
         skipped = CheckResult("dynamic", summary="not run: the static checks failed", skipped=True)
         outcome.checks.append(skipped)
         return outcome
+    if local is not None:
+        local.fixtures_of(pkg)  # the vendor's own options are wrong: a ValueError says so
     try:
-        outcome.runs, outcome.backend = run_fixtures(pkg, pkg.manifest, make_backend)
+        outcome.runs, outcome.backend = run_fixtures(pkg, pkg.manifest, make_backend, local=local)
         outcome.checks.append(dynamic_check(outcome.runs))
     except Exception as exc:  # the sandbox could not run at all: a failed check, not a crash
         log.exception("dynamic checks could not run")

@@ -3,13 +3,17 @@
 Vendors (role ``vendor``)::
 
     POST /1.0/submissions                 upload a package archive (body, or multipart
-                                          field ``package``); ?draft=true keeps it a draft
+                                          field ``package``); ?draft=true keeps it a draft;
+                                          ``notes`` (query or multipart field): notes to
+                                          the reviewer
     GET  /1.0/submissions                 my submissions (reviewers: every one; ?state=)
     GET  /1.0/submissions/schema          the manifest's JSON Schema
     GET  /1.0/submissions/<id>            one submission with its audit trail
     GET  /1.0/submissions/<id>/report     the newest verification report (with transcript)
     GET  /1.0/submissions/<id>/files      every file, as text
-    GET  /1.0/submissions/<id>/diff       unified diff against the last approved version
+    GET  /1.0/submissions/<id>/diff       unified diff against the version last decided
+                                          on, and the risk summary
+    GET  /1.0/vendor/brokers/<name>/runs  my broker's runs on the platform, redacted
     POST /1.0/submissions/<id>/submit     a draft goes to verification
     POST /1.0/submissions/<id>/verify     queue verification again (when Redis was down)
     POST /1.0/submissions/<id>/withdraw   {"reason": ...}
@@ -39,7 +43,7 @@ from sqlalchemy import select
 
 from brokerage.core.accounts import Role, User
 from brokerage.core.errors import BadRequestError, NotFoundError
-from brokerage.platform import repositories, services, upgrades
+from brokerage.platform import notify, repositories, services, upgrades, vendor_runs
 from brokerage.platform.api.auth import authenticate, require_role
 from brokerage.platform.api.support import cipher, flag, json_or_form
 from brokerage.platform.db import get_session
@@ -73,6 +77,9 @@ STATUS: dict[type[SubmissionError], int] = {
     ArtifactError: 500,
 }
 """HTTP status of each submission error (400 for the rest)"""
+
+NOTES_CHARS = 4000
+"""the longest notes to the reviewer a submission may carry"""
 
 DECISIONS = {
     "approve": SubmissionState.APPROVED,
@@ -131,8 +138,10 @@ def describe(version: BrokerVersion, detail: bool = False) -> dict[str, Any]:
         "report": None
         if report is None
         else {"id": report.id, "passed": report.passed, "finished_at": _iso(report.finished_at)},
+        "decision": review.decision_shown(review.decision_of(session, version)),
     }
     if detail:
+        body["notes"] = version.notes
         body["manifest"] = version.manifest
         body["events"] = [
             {
@@ -167,9 +176,14 @@ def _upload_bytes() -> bytes:
 def upload() -> Any:
     vendor = require_role(Role.VENDOR)
     draft = flag(dict(request.args), "draft", False)
+    notes = str(request.form.get("notes") or request.args.get("notes") or "")
+    if len(notes) > NOTES_CHARS:
+        raise BadRequestError(f"notes: at most {NOTES_CHARS} characters, got {len(notes)}")
     pkg = read_archive(_upload_bytes())
     session = get_session()
-    version = lifecycle.create_submission(session, _store(), vendor, pkg, submit=not draft)
+    version = lifecycle.create_submission(
+        session, _store(), vendor, pkg, submit=not draft, notes=notes
+    )
     session.commit()
     queued = not draft and tasks.enqueue(_runtime(), version.id)
     response = jsonify({**describe(version, detail=True), "queued": queued})
@@ -217,6 +231,7 @@ def report(version_id: int) -> Any:
             "finished_at": _iso(found.finished_at),
             "checks": found.checks,
             "transcript": found.transcript,
+            "decision": review.decision_shown(review.decision_of(get_session(), version)),
         }
     )
 
@@ -230,7 +245,9 @@ def files(version_id: int) -> Any:
 @bp.get("/submissions/<int:version_id>/diff")
 def diff(version_id: int) -> Any:
     version = visible_version(authenticate(), version_id)
-    return jsonify(review.diff(get_session(), version, _store()))
+    session = get_session()
+    return jsonify({**review.diff(session, version, _store()),
+                    "risk": review.risk_summary(session, version)})  # fmt: skip
 
 
 @bp.post("/submissions/<int:version_id>/submit")
@@ -277,11 +294,20 @@ def decision(version_id: int) -> Any:
     choice = str(params.get("decision", "")).strip().lower().replace("-", "_").replace(" ", "_")
     if choice not in DECISIONS:
         raise BadRequestError(f"decision: one of {', '.join(DECISIONS)}, got {choice!r}")
-    upgrades.decide(
-        get_session(), version, user, DECISIONS[choice], str(params.get("comment", "")), cipher()
-    )
+    comment = str(params.get("comment", ""))
+    upgrades.decide(get_session(), version, user, DECISIONS[choice], comment, cipher())
     get_session().commit()
-    return jsonify(describe(version, detail=True))
+    mailed = notify.submission_decided(_runtime(), version, comment.strip())
+    return jsonify({**describe(version, detail=True), "mailed": mailed})
+
+
+@bp.get("/vendor/brokers/<name>/runs")
+def broker_runs(name: str) -> Any:
+    """The vendor's own broker's runs on the platform, newest first, redacted."""
+    vendor = require_role(Role.VENDOR)
+    limit = vendor_runs.clamp_limit(request.args.get("limit"))
+    runs = vendor_runs.runs_of(get_session(), vendor, name, cipher(), limit)
+    return jsonify(runs)
 
 
 # --- permission upgrades of services --------------------------------------------------

@@ -1,6 +1,8 @@
-"""The reviewer's pages: the queue (oldest first, paginated) and one submission with its
-manifest, its code (highlighted by Pygments), the diff against the broker's last approved
-version, the verification report and sandbox transcript, the audit trail, and the
+"""The reviewer's pages: the queue (oldest first, paginated) and one submission led by a
+risk summary (egress, new hosts, ``"*"``, new permissions, password fields, the vendor's
+history with the broker), the vendor's notes and earlier reviewers' comments, then its
+manifest, its code (highlighted by Pygments), the diff against the version a reviewer
+last decided on, the verification report and sandbox transcript, the audit trail, and the
 decision form: approve, reject or request changes, with a comment.
 
 Deciding calls ``platform.upgrades.decide`` as ``POST /1.0/submissions/<id>/decision``
@@ -21,12 +23,12 @@ from pygments.lexers import DiffLexer, JsonLexer, TextLexer, get_lexer_for_filen
 from pygments.util import ClassNotFound
 
 from brokerage.core.accounts import Role
-from brokerage.platform import upgrades
+from brokerage.platform import notify, upgrades
 from brokerage.platform.api.submissions import DECISIONS, STATUS, visible_version
 from brokerage.platform.api.support import cipher
 from brokerage.platform.db import get_session
 from brokerage.platform.paging import paginate_list
-from brokerage.platform.web.support import back, web_blueprint, with_role
+from brokerage.platform.web.support import back, runtime, web_blueprint, with_role
 from brokerage.platform.web.vendor import submission_context, submission_error_page
 from brokerage.submissions import review
 from brokerage.submissions.artifacts import store_from_config
@@ -65,6 +67,7 @@ def _code(version: BrokerVersion) -> dict[str, Any]:
         "diff": changes,
         "diff_html": diff_html,
         "manifest_html": highlighted(json.dumps(version.manifest, indent=2), JsonLexer()),
+        "risk": review.risk_summary(get_session(), version),
     }
 
 
@@ -102,5 +105,7 @@ def decide(version_id: int) -> Any:
         status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
         return _page(version, str(exc), status)
     get_session().commit()
-    flash(f"{version.broker_type.name} {version.version} is now {version.state}.", "success")
+    mailed = notify.submission_decided(runtime(), version, request.form.get("comment", "").strip())
+    flash(f"{version.broker_type.name} {version.version} is now {version.state}"
+          + ("; the vendor was mailed." if mailed else "."), "success")  # fmt: skip
     return back("web_review.queue")

@@ -1,6 +1,7 @@
-"""The vendor's pages: my brokers (every version I submitted, its state and whether it
-passed verification), and one version with its verification report, sandbox transcript
-and audit trail (reviewers' comments are the reasons of their decisions).
+"""The vendor's pages: my brokers (grouped by broker, each led by the reviewer's latest
+decision and comment, then every version I submitted, its state and whether it passed
+verification), and one version led by the reviewer's decision and comment, then its
+verification report, sandbox transcript and audit trail.
 
 Submitting a draft and withdrawing call ``submissions.lifecycle`` as the REST API does;
 who may see a submission is the API's rule (``submissions_api.visible_version``).
@@ -51,6 +52,7 @@ def submission_context(version: BrokerVersion) -> dict[str, Any]:
         "shown": describe(version, detail=True),
         "report": review.latest_report(session, version),
         "events": review.events_of(session, version),
+        "decision": review.decision_shown(review.decision_of(session, version)),
         "may_withdraw": SubmissionState.WITHDRAWN in TRANSITIONS[SubmissionState(version.state)],
     }
 
@@ -63,7 +65,28 @@ def brokers() -> Any:
         .where(BrokerVersion.submitted_by_id == vendor.id)
         .order_by(BrokerVersion.id.desc())
     )
-    return render_template("vendor/brokers.html", versions=paginate(get_session(), stmt, describe))
+    versions = paginate(get_session(), stmt, describe)
+    return render_template(
+        "vendor/brokers.html", versions=versions, brokers=by_broker(versions.items)
+    )
+
+
+def by_broker(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Versions (newest first) grouped by broker, each group with its latest decision."""
+    groups: dict[str, dict[str, Any]] = {}
+    for shown in versions:
+        group = groups.setdefault(
+            shown["name"],
+            {"name": shown["name"], "title": shown["title"], "versions": [], "decision": None},
+        )
+        group["versions"].append(shown)
+        if group["decision"] is None and shown["decision"] is not None:
+            group["decision"] = {
+                **shown["decision"],
+                "id": shown["id"],
+                "version": shown["version"],
+            }
+    return list(groups.values())
 
 
 @bp.get("/submissions/<int:version_id>")

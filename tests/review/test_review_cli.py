@@ -1,4 +1,4 @@
-"""``brokerage review``: queue, show, diff against the last approved version, decisions."""
+"""``brokerage review``: queue, show, diff against the version last decided on, decisions."""
 
 from __future__ import annotations
 
@@ -31,11 +31,17 @@ def test_review_a_second_version_with_its_diff(
     assert queue.output.startswith(f"{second:>5}  acme-hook 1.0.1  by acme")
 
     diff = _cli(live_server, rita, "diff", str(second)).output
-    assert diff.splitlines()[:3] == [
-        "against: 1.0.0",
-        "--- a/broker.py (1.0.0)",
-        "+++ b/broker.py (1.0.1)",
+    lines = diff.splitlines()
+    assert lines[0] == "against: 1.0.0 (approved)"
+    assert lines[1].startswith("  review: approved by rita, ")
+    assert lines[2:7] == [
+        "risk: egress hooks.acme.test",
+        "risk: new hosts none",
+        "risk: new permissions none",
+        "risk: password fields none",
+        "risk: history 1.0.0 approved",
     ]
+    assert lines[7:9] == ["--- a/broker.py (1.0.0)", "+++ b/broker.py (1.0.1)"]
     call = '        response = requests.post(self.get_local("URL"), json=forward_payload(payload), '
     assert f"-{call}timeout=10)" in diff and f"+{call}timeout=20)" in diff
     assert '-  "version": "1.0.0",' in diff and '+  "version": "1.0.1",' in diff

@@ -270,7 +270,10 @@ def test_changes_requested_then_a_second_version_approved(
     second = submit(folder, live_server.url, tokens["acme"])
     verify_with(factory)
     diffed = cli("review", "diff", str(second), *reviewer)
-    assert "against: nothing approved yet" in diffed.output and "+## Retries" in diffed.output
+    # against the version the reviewer last decided on (changes requested), with its comment
+    assert diffed.output.startswith("against: 1.0.0 (changes_requested)\n")
+    assert "  > please add a README section on retries" in diffed.output
+    assert "+## Retries" in diffed.output
     approved = cli("review", "approve", str(second), *reviewer)
     assert approved.output.strip() == f"submission {second}: acme-hook 1.1.0 is approved"
 

@@ -9,6 +9,7 @@ Screenshots of the main pages go to ``test-artifacts/screenshots/``.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -248,7 +249,7 @@ def test_a_reviewer_approves_and_the_vendor_sees_the_new_state(
     browser.control("Approve").click()
     browser.fill("Comment for the vendor", "Clean and small. Approved.")
     browser.press("Record decision")
-    assert "acme-hook 1.0.0 is now approved." in browser.flash()
+    assert "acme-hook 1.0.0 is now approved; the vendor was mailed." in browser.flash()
     assert "Nothing awaits review." in browser.text
     browser.sign_out()
 
@@ -257,7 +258,7 @@ def test_a_reviewer_approves_and_the_vendor_sees_the_new_state(
     row = browser.driver.find_element("css selector", "table tbody tr")
     assert "approved" in row.text
     browser.screenshot("vendor-brokers")
-    browser.follow(row.find_element("link text", "Acme Hook"))
+    browser.follow(row.find_element("link text", "1.0.0"))
     assert "Clean and small. Approved." in browser.text
     browser.screenshot("vendor-submission")
     with browser.window(*PHONE):
@@ -274,3 +275,68 @@ def test_the_issue_pages(browser: Browser, issues: None) -> None:
     browser.follow_link("Issue number 2")
     assert "Fix the parser, fixes #2" in browser.text
     browser.screenshot("issue")
+
+
+def test_the_review_loop_comments_first_risk_summary_and_the_resubmission(
+    browser: Browser, people: Seeder, submissions: Submissions, smtp: Any
+) -> None:
+    from tests.submissions.conftest import archive, package_files
+
+    def upload(notes: str, **changes: Any) -> int:
+        response = submissions.client.post(
+            "/1.0/submissions",
+            data={"package": (io.BytesIO(archive(package_files(**changes))),
+                              "p.tar.gz"), "notes": notes},
+            headers=basic("vera"),
+        )  # fmt: skip
+        assert response.status_code == 201, response.get_json()
+        return int(response.get_json()["id"])
+
+    first = upload("Posts every push; the admin sets the URL.", egress=["*"])
+    submissions.verify()
+    browser.sign_in("rita")
+    browser.open(f"/review/{first}")
+    risk = browser.driver.find_element("id", "risk-h")
+    decide = browser.driver.find_element("id", "decide-h")
+    assert risk.location["y"] < decide.location["y"]  # the risk summary leads the page
+    assert "any public host" in browser.text and "first version of this broker" in browser.text
+    assert "Posts every push; the admin sets the URL." in browser.text
+    browser.screenshot("review-risk-summary")
+    browser.control("Request changes").click()
+    browser.fill("Comment for the vendor", "Name the hosts instead of *.")
+    browser.press("Record decision")
+    assert "the vendor was mailed" in browser.flash()
+    assert smtp.messages[-1]["to"] == ["vera@example.org"]
+    browser.sign_out()
+
+    browser.sign_in("vera")
+    browser.follow_link("My brokers")
+    comment = browser.driver.find_element("css selector", ".decision blockquote.comment")
+    table = browser.driver.find_element("css selector", "section.broker table")
+    assert comment.text == "Name the hosts instead of *."
+    assert comment.location["y"] < table.location["y"]  # the decision comes first
+    browser.screenshot("vendor-brokers-decision")
+    browser.open(f"/vendor/submissions/{first}")
+    comment = browser.driver.find_element("css selector", ".decision blockquote.comment")
+    withdraw = browser.control("Reason")
+    assert comment.location["y"] < withdraw.location["y"]
+    browser.screenshot("vendor-submission-decision")
+    with browser.window(*PHONE):
+        browser.screenshot("vendor-submission-decision-phone")
+    browser.sign_out()
+
+    second = upload("Named the hosts.", version="1.1.0", egress=["hooks.acme.test"])
+    submissions.verify()
+    browser.sign_in("rita")
+    browser.open(f"/review/{second}")
+    assert "since 1.0.0 (last decided: changes_requested)" in browser.text
+    earlier = browser.driver.find_element("id", "earlier-h").find_element("xpath", "..")
+    assert "Name the hosts instead of *." in earlier.text and "by rita" in earlier.text
+    assert "Named the hosts." in browser.text
+    assert (
+        "hooks.acme.test"
+        in browser.driver.find_element("id", "risk-h").find_element("xpath", "..").text
+    )
+    browser.screenshot("review-resubmission")
+    with browser.window(*PHONE):
+        browser.screenshot("review-resubmission-phone")

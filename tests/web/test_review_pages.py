@@ -51,7 +51,7 @@ def test_a_reviewer_sees_the_queue_and_the_submission(web: WebClient, waiting: i
     page = web.get(f"/review/{waiting}").text
     assert 'class="highlight"' in page  # Pygments
     assert "HookBroker" in page and "manifest.json" in page
-    assert "nothing approved before" in page
+    assert "nothing decided before" in page
     assert "+class" in page.replace('<span class="gi">', "").replace("</span>", "")
     assert "every check passed" in page and "one_commit" in page
     for control in ("decision-approve", "decision-reject", "decision-request_changes", "comment"):
@@ -148,7 +148,8 @@ def test_a_pending_permission_upgrade_is_answered_on_the_service_page(
     web.post("/logout")
     web.sign_in("rita")
     review = web.get(f"/review/{wider}").text
-    assert "since 1.0.0 (last approved)" in review
+    assert "since 1.0.0 (last decided: approved)" in review
+    assert "<strong>api.acme.test</strong>" in review  # the risk summary's new host
     web.post(f"/review/{wider}/decision", {"decision": "approve"})
     web.post("/logout")
     web.sign_in("marcus")
