@@ -132,6 +132,8 @@ def test_a_broker_is_tested_against_a_local_receiver(
     assert tested.exit_code == 0, tested.output
     assert f"egress POST {url}/hook -> 201 [receiver]" in tested.output
     assert '"message": "sent 1 commit(s)"' in tested.output  # -v: the result
+    assert "127.0.0.1 answered 201:" in tested.output  # -v: what the receiver answered
+    assert '{"accepted": "by the local receiver"}' in tested.output
     [request] = got
     assert request["path"] == "/hook"
     assert json.loads(request["body"])["commits"][0]["node"] == "620ade18607a"
