@@ -22,6 +22,12 @@ USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 TOKEN_PREFIX = "brk_"
 MIN_PASSWORD_LENGTH = 8
 """characters"""
+MAX_PASSWORD_LENGTH = 1024
+"""characters"""
+EMAIL_PATTERN = re.compile(r"^[^\s@<>,;\"]{1,200}@[^\s@<>,;\"]{1,200}$")
+"""one address, no spaces or line breaks (it goes into mail headers); at most 254 in all"""
+MAX_TOKEN_NAME = 100
+"""characters"""
 
 
 def hash_secret(secret: str) -> str:
@@ -42,6 +48,10 @@ def create_user(
         )
     if len(password) < MIN_PASSWORD_LENGTH:
         raise BadRequestError(f"password: at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise BadRequestError(f"password: at most {MAX_PASSWORD_LENGTH} characters")
+    if email and (len(email) > 254 or not EMAIL_PATTERN.match(email)):
+        raise BadRequestError(f"email {email[:60]!r}: one address, name@domain (at most 254)")
     if session.scalar(select(User).where(User.username == username)):
         raise ConflictError(f"user {username!r} already exists")
     user = User(
@@ -77,6 +87,8 @@ _DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
 
 def issue_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
     """A new token for ``user``; the clear secret is returned once and never stored."""
+    if len(name) > MAX_TOKEN_NAME:
+        raise BadRequestError(f"name: at most {MAX_TOKEN_NAME} characters")
     secret = new_secret()
     token = ApiToken(user=user, name=name, prefix=secret[:10], token_hash=hash_secret(secret))
     session.add(token)

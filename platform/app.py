@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from brokerage.core.config import load_config
 from brokerage.core.errors import ApiError
 from brokerage.platform import catalogue, db
+from brokerage.platform.api import contract
 from brokerage.platform.runtime import Runtime
 
 
@@ -29,6 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config["AUTO_MIGRATE"]:
         prepare_database(app)
     _register_error_handlers(app)
+    contract.install(app)
     _register_blueprints(app)
     return app
 

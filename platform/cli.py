@@ -62,15 +62,14 @@ def serve(host: str, port: int, threads: int, access_log: bool, trusted_proxy: s
     """Serve the web app and REST API (waitress, a production WSGI server)."""
     import logging
 
-    import waitress
-
+    from brokerage.platform import wsgi
     from brokerage.platform.access_log import AccessLog
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = make_app()
     click.echo(f"Brokerage listening on http://{host}:{port}/")
-    waitress.serve(AccessLog(app) if access_log else app, host=host, port=port,
-                   threads=threads, ident="brokerage", **_proxy_options(trusted_proxy))  # fmt: skip
+    wsgi.serve(AccessLog(app) if access_log else app, host=host, port=port, threads=threads,
+               ident="brokerage", **_proxy_options(trusted_proxy))  # fmt: skip
 
 
 def _proxy_options(trusted_proxy: str | None) -> dict[str, object]:

@@ -173,8 +173,15 @@ def _clear_warning(omitted: list[str], unknown: list[str]) -> str:
     if omitted:
         parts.append("omitted " + ", ".join(omitted))
     if unknown:
-        parts.append("unknown " + ", ".join(unknown))
-    return "all field values cleared (PUT must carry every field): " + "; ".join(parts)
+        # a parameter name may hold anything: those that are not printable ASCII are shown
+        # escaped, so the warning stays one safe header line
+        parts.append("unknown " + ", ".join(n if _plain(n) else ascii(n) for n in unknown))
+    warning = "all field values cleared (PUT must carry every field): " + "; ".join(parts)
+    return warning if len(warning) <= 1000 else warning[:999] + "…"
+
+
+def _plain(name: str) -> bool:
+    return name.isascii() and name.isprintable()
 
 
 def get_service(repo: Repository, service_id: int) -> Service:
