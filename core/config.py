@@ -29,8 +29,11 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_PORT": 25,
     "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,  # bytes: the largest request body (a push) accepted
     "CANON_URL": "http://127.0.0.1:5000",
-    "EGRESS_LOG_BODY_BYTES": 8 * 1024,  # bytes of each request/response body an attempt keeps
-    "EGRESS_LOG_HEADER_BYTES": 4 * 1024,  # bytes of each request's/response's headers kept
+    # sign-in rate limit (platform/signin.py): failed password checks allowed per account and
+    # per client address within SIGNIN_WINDOW seconds; beyond, sign-ins are refused (429)
+    "SIGNIN_MAX_ACCOUNT_FAILURES": 10,
+    "SIGNIN_MAX_ADDRESS_FAILURES": 100,
+    "SIGNIN_WINDOW": 900,
     # egress rate limits, per worker process: requests/s and burst per destination (host:port),
     # per service and per repository; a request over one waits up to EGRESS_LIMIT_WAIT seconds,
     # beyond that its delivery is deferred (re-queued, never a failed attempt)
@@ -41,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "EGRESS_REPOSITORY_RATE": 100.0,
     "EGRESS_REPOSITORY_BURST": 500,
     "EGRESS_LIMIT_WAIT": 2.0,
+    "EGRESS_LOG_BODY_BYTES": 8 * 1024,  # bytes of each request/response body an attempt keeps
+    "EGRESS_LOG_HEADER_BYTES": 4 * 1024,  # bytes of each request's/response's headers kept
 }
 
 

@@ -199,3 +199,26 @@ class ServiceUpgrade(Base):
     from_version: Mapped[BrokerVersion] = relationship(foreign_keys=[from_version_id])
     to_version: Mapped[BrokerVersion] = relationship(foreign_keys=[to_version_id])
     decided_by: Mapped[User | None] = relationship()
+
+
+class WebSession(Base):
+    """A signed-in web session, server side: the cookie carries its token, only the token's
+    SHA-256 is kept here. Signing out deletes the row, so a copied cookie stops working."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """SHA-256 hex of the session token in the cookie"""
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SignInFailure(Base):
+    """One failed password check, counted per account and per client address over a window
+    (``signin``): ``key`` is ``account:<name>`` or ``address:<ip>``."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

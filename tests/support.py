@@ -184,6 +184,8 @@ def snapshot(app: Flask) -> dict[str, list[str]]:
     shot: dict[str, list[str]] = {}
     with engine.connect() as conn:
         for name, table in Base.metadata.tables.items():
+            if name == "sign_in_failures":  # a refused sign-in is counted, on purpose
+                continue
             columns = [c for c in table.columns if c.name != "last_used_at"]
             rows = conn.execute(table.select().with_only_columns(*columns)).all()
             shot[name] = sorted(repr(tuple(row)) for row in rows)

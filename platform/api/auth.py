@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import current_app, g, request
 
 from brokerage.core.accounts import Role, User
 from brokerage.core.errors import AuthenticationError, ForbiddenError
-from brokerage.platform import accounts
+from brokerage.platform import accounts, signin
 from brokerage.platform.db import get_session
 
 
@@ -25,8 +25,20 @@ def _user_from_request() -> User | None:
         if auth.password.startswith(accounts.TOKEN_PREFIX):
             user = accounts.check_token(session, auth.password)
             return user if user is not None and user.username == auth.username else None
-        return accounts.check_password(session, auth.username, auth.password)
+        return checked_password(auth.username, auth.password)
     raise AuthenticationError(f"unsupported authorization scheme {auth.type!r}")
+
+
+def checked_password(username: str, password: str) -> User | None:
+    """``accounts.check_password`` under the sign-in rate limit (``signin``): 429 once the
+    account or the client address has failed too often; a failure is counted."""
+    session, config = get_session(), current_app.config
+    signin.check_allowed(session, config, username, request.remote_addr)
+    user = accounts.check_password(session, username, password)
+    if user is None:
+        sessions = current_app.extensions["brokerage.sessionmaker"]
+        signin.record_failure(sessions, config, username, request.remote_addr)
+    return user
 
 
 def authenticate() -> User:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect, render_template, request
+from flask import current_app, redirect, render_template, request
 from flask.blueprints import BlueprintSetupState
 
-from brokerage.platform import accounts, repositories
+from brokerage.platform import accounts, repositories, signin
 from brokerage.platform.db import get_session
 from brokerage.platform.paging import paginate_list
 from brokerage.platform.web.support import (
@@ -42,17 +42,24 @@ def login() -> Any:
 @bp.post("/login")
 def login_post() -> Any:
     username = request.form.get("username", "").strip()
+    config, address = current_app.config, request.remote_addr
+    try:
+        signin.check_allowed(get_session(), config, username, address)
+    except signin.TooManySignInsError as exc:
+        return _login_page(username, f"{exc.message}."), 429
     user = accounts.check_password(get_session(), username, request.form.get("password", ""))
     if user is None:
-        page = render_template(
-            "login.html",
-            next=request.form.get("next", ""),
-            username=username,
-            error="Wrong username or password.",
-        )
-        return page, 401
+        sessions = current_app.extensions["brokerage.sessionmaker"]
+        signin.record_failure(sessions, config, username, address)
+        return _login_page(username, "Wrong username or password."), 401
     sign_in(user)
     return redirect(safe_next(request.form.get("next")), code=303)
+
+
+def _login_page(username: str, error: str) -> str:
+    return render_template(
+        "login.html", next=request.form.get("next", ""), username=username, error=error
+    )
 
 
 @bp.post("/logout")

@@ -1,9 +1,11 @@
 """What every web page shares: the signed-in user, CSRF protection, error pages and
 pagination. The web blueprints (``web_*.py``) call these; none of them is a view.
 
-Sessions are Flask's signed cookie holding the user's id and a fingerprint of their
-password hash, so changing a password signs out every other session. The cookie never
-authenticates the REST API (``auth.authenticate`` reads only the Authorization header),
+Sessions are Flask's signed cookie holding the user's id, a session token and a
+fingerprint of their password hash, so changing a password signs out every other session.
+The token's hash is kept server side (``WebSession``) from sign-in to sign-out: signing out
+deletes it, so a cookie copied before (or replayed after) no longer signs anyone in. The
+cookie never authenticates the REST API (``auth.authenticate`` reads only the Authorization header),
 which is why only the web blueprints need CSRF protection.
 
 CSRF: one random token per session, put in every form as ``csrf_token`` (or sent as
@@ -21,11 +23,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from sqlalchemy import delete
 from werkzeug.wrappers import Response
 
 from brokerage.core.accounts import Role, User
 from brokerage.core.errors import ApiError, AuthenticationError, ForbiddenError
 from brokerage.platform.db import get_session
+from brokerage.platform.models import WebSession
 from brokerage.platform.runtime import Runtime
 
 CSRF_FIELD = "csrf_token"
@@ -50,15 +54,32 @@ def _fingerprint(user: User) -> str:
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
 
 
+def _session_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def sign_in(user: User) -> None:
-    """Start a fresh session for ``user`` (a new CSRF token too: no fixation)."""
+    """Start a fresh session for ``user`` (a new CSRF token too: no fixation), recorded
+    server side (``WebSession``); commits."""
+    token = secrets.token_urlsafe(32)
+    db = get_session()
+    db.add(WebSession(id=_session_key(token), user_id=user.id))
+    db.commit()
     session.clear()
     session["uid"] = user.id
+    session["sid"] = token
     session["pwf"] = _fingerprint(user)
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
 
 
 def sign_out() -> None:
+    """End this session: its server-side record goes, so the cookie (or a copy of it) no
+    longer signs anyone in; commits."""
+    token = session.get("sid")
+    if isinstance(token, str):
+        db = get_session()
+        db.execute(delete(WebSession).where(WebSession.id == _session_key(token)))
+        db.commit()
     session.clear()
 
 
@@ -66,9 +87,10 @@ def current_user() -> User | None:
     """The signed-in user of this request, or None (cached in ``g``)."""
     if "web_user" not in g:
         user = None
-        uid = session.get("uid")
-        if isinstance(uid, int):
-            user = get_session().get(User, uid)
+        uid, token = session.get("uid"), session.get("sid")
+        if isinstance(uid, int) and isinstance(token, str):
+            record = get_session().get(WebSession, _session_key(token))
+            user = get_session().get(User, uid) if record and record.user_id == uid else None
             if user is None or not user.is_active or session.get("pwf") != _fingerprint(user):
                 user = None
         g.web_user = user
