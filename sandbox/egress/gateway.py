@@ -10,9 +10,10 @@ sandbox sends can claim another identity.
 On each connection the gateway reads one HTTP/1.x proxy request:
 
 - ``GET http://host[:port]/path`` (absolute form): checked against the
-  :class:`~brokerage.sandbox.egress.policy.EgressPolicy`, sent upstream with
-  ``Connection: close``; the response comes back as is (redirects included —
-  following one is a new request, judged afresh);
+  :class:`~brokerage.sandbox.egress.policy.EgressPolicy`, sent upstream over a
+  fresh connection or a kept-alive one to the same checked address
+  (:mod:`brokerage.sandbox.egress.pool`); the response comes back as is (redirects
+  included — following one is a new request, judged afresh);
 - ``CONNECT host:port``: checked the same way, then bytes are relayed both ways
   (TLS stays end to end);
 - ``http://brokerage.internal/mail`` and ``/api/...``: routed to the platform
@@ -44,6 +45,7 @@ from brokerage.sandbox.egress.exchange_log import BODY_BYTES, HEADER_BYTES
 from brokerage.sandbox.egress.limits import KINDS, Limit, RateLimits
 from brokerage.sandbox.egress.mailer import MailConfig, Mailer
 from brokerage.sandbox.egress.policy import EgressPolicy, parse_extra_ranges
+from brokerage.sandbox.egress.pool import UpstreamPool
 from brokerage.sandbox.egress.proxy import Exchange, shutdown
 from brokerage.sandbox.egress.relay import (
     ApiForwarder,
@@ -104,6 +106,13 @@ class GatewayConfig:
     limit_wait_seconds: float = 2.0
     """longest a request over a limit waits; beyond it the request is refused ``rate_limited``
     with the seconds to wait, and the platform defers the delivery (not a failed attempt)"""
+    pool_idle_seconds: float = 4.0
+    """how long a kept-alive upstream connection may wait in the pool for its next request
+    (0: no pool; every plain request gets a fresh connection and ``Connection: close``)"""
+    pool_per_destination: int = 8
+    """idle connections kept per (host, port, checked address)"""
+    pool_total: int = 64
+    """idle connections kept altogether"""
     log_body_bytes: int = BODY_BYTES
     """bytes of each request and response body the log keeps"""
     log_header_bytes: int = HEADER_BYTES
@@ -161,6 +170,9 @@ class Gateway:
         self.extra_ranges = parse_extra_ranges(self.config.extra_ranges)
         self.mailer = Mailer(self.config.mail) if self.config.mail else None
         self.limits = RateLimits(limits_of(self.config), self.config.limit_wait_seconds)
+        self.pool = UpstreamPool(
+            self.config.pool_idle_seconds, self.config.pool_per_destination, self.config.pool_total
+        )
         self._own_dir = self.config.socket_dir is None
         self.socket_dir = self.config.socket_dir or tempfile.mkdtemp(prefix="brokerage-egress-")
         os.makedirs(self.socket_dir, exist_ok=True)
@@ -207,6 +219,7 @@ class Gateway:
 
     def close(self) -> None:
         self._acceptor.close()
+        self.pool.close()
         if self._own_dir:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
 
@@ -320,6 +333,15 @@ class Run:
             if self.ended:
                 raise EgressRefusedError(Refusal.RUN_ENDED, "the run has ended")
             self.sockets.add(sock)
+
+    def release(self, sock: socket.socket) -> bool:
+        """Stop tracking ``sock`` (it goes back to the gateway's pool); False when the run
+        has ended, whose ``end()`` may be cutting it."""
+        with self._cond:
+            if self.ended:
+                return False
+            self.sockets.discard(sock)
+            return True
 
     def charge(self, nbytes: int, limit: int) -> None:
         with self._cond:

@@ -2,7 +2,9 @@
 
 An :class:`Exchange` reads the request head (:func:`parse_head`, strict), then
 either relays a ``CONNECT`` tunnel, forwards an absolute ``http://`` request
-with ``Connection: close``, or routes ``http://brokerage.internal/mail`` and
+(upstream over a kept-alive connection from the gateway's
+:class:`~brokerage.sandbox.egress.pool.UpstreamPool` when one to the same checked
+address is idle), or routes ``http://brokerage.internal/mail`` and
 ``/api/...`` to the platform. Every outcome fills one log entry of the run.
 The channels and runs it serves are :mod:`brokerage.sandbox.egress.gateway`'s.
 """
@@ -40,6 +42,7 @@ from brokerage.sandbox.egress.policy import (
     host_text,
     parse_host,
 )
+from brokerage.sandbox.egress.pool import PoolKey
 from brokerage.sandbox.egress.relay import API_FORWARDED_HEADERS, ApiCall
 
 if TYPE_CHECKING:
@@ -230,6 +233,12 @@ class Exchange:
             "detail": None, "delivery_id": run.delivery_id if run else None,
         }  # fmt: skip
         self.upstream: socket.socket | None = None
+        self.pool_key: PoolKey | None = None
+        """where :attr:`upstream` goes back to when its exchange ended cleanly (plain HTTP)"""
+        self.reused = False
+        """True when :attr:`upstream` came from the pool rather than a fresh connect"""
+        self.route: tuple[list[IPAddress], int, HostMatch] | None = None
+        """the checked route of a plain request: reconnecting on it re-checks every address"""
         self.head_sent = False
         """True once a response head went to the client: no other status can follow"""
         self.log_secrets: list[str] = []
@@ -295,9 +304,7 @@ class Exchange:
             self._answer(status, "Upstream Failed", f"{self.entry['detail']}\n".encode(), {})
 
     def _finish(self) -> None:
-        if self.upstream is not None:
-            shutdown(self.upstream)
-            self.upstream.close()
+        self._close_upstream()
         _linger(self.client)
         self.client.close()
         self.entry["seconds"] = round(time.monotonic() - self.started, 4)
@@ -357,14 +364,18 @@ class Exchange:
 
     # -- the network --------------------------------------------------------------
 
-    def _target(self, host_spec: str, port: int) -> socket.socket:
-        """Check host and port, resolve once, connect to an address the guard accepts."""
+    def _target(self, host_spec: str, port: int, pooled: bool = False) -> socket.socket:
+        """Check host and port, resolve once, connect to an address the guard accepts
+        (``pooled``: or take an idle kept-alive connection to that very address)."""
         policy = self.channel.policy
         host = parse_host(host_spec)
         match = policy.match_host(host, self.run.service_named if self.run else frozenset())
         policy.check_port(port)
         self._throttle(f"{host_text(host)}:{port}")
-        self.upstream = self._connect(self._resolve(host, port), port, match)
+        addresses = self._resolve(host, port)
+        if pooled and self.channel.gateway.pool.enabled:
+            self.route = (addresses, port, match)
+        self.upstream = self._connect(addresses, port, match, pooled=self.route is not None)
         return self.upstream
 
     def _resolve(self, host: str | IPAddress, port: int) -> list[IPAddress]:
@@ -376,7 +387,9 @@ class Exchange:
         except (OSError, ValueError) as exc:
             raise EgressRefusedError(Refusal.UNRESOLVABLE, f"{host}: {exc}") from exc
 
-    def _connect(self, addresses: list[IPAddress], port: int, match: HostMatch) -> socket.socket:
+    def _connect(
+        self, addresses: list[IPAddress], port: int, match: HostMatch, pooled: bool = False
+    ) -> socket.socket:
         refusal: EgressRefusedError | None = None
         failure: Exception | None = None
         for address in addresses:
@@ -385,6 +398,8 @@ class Exchange:
             except EgressRefusedError as exc:
                 refusal = refusal or exc
                 continue
+            if pooled and (sock := self._reuse(address, port, match)) is not None:
+                return sock
             try:
                 return self._open(address, port, match)
             except OSError as exc:
@@ -409,7 +424,43 @@ class Exchange:
             raise
         self.entry["address"] = str(peer)
         sock.settimeout(self.config.idle_seconds)
+        self.reused = False
+        if self.route is not None:  # pooled under the peer address checked just above
+            self.pool_key = PoolKey(host_text(match.host), port, str(peer), "http")
         return sock
+
+    def _reuse(self, address: IPAddress, port: int, match: HostMatch) -> socket.socket | None:
+        """An idle connection whose peer is ``address`` (checked by the caller for this
+        request, and by :meth:`_open` when the connection was made), or None."""
+        key = PoolKey(host_text(match.host), port, str(address), "http")
+        sock = self.channel.gateway.pool.take(key)
+        if sock is None:
+            return None
+        assert self.run is not None
+        try:
+            self.run.adopt(sock)
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(self.config.idle_seconds)
+        self.entry["address"] = key.address
+        self.pool_key, self.reused = key, True
+        return sock
+
+    def _pool_upstream(self, response: http.client.HTTPResponse) -> None:
+        """Hand :attr:`upstream` back to the pool once its response is read to its framed
+        end (before the last bytes go to the client, so that its next request can find it)
+        and neither side asked to close; otherwise ``_finish`` closes it."""
+        sock, key = self.upstream, self.pool_key
+        assert self.run is not None
+        read_to_end = response.isclosed() or response.length == 0  # (read1 leaves it open)
+        if sock is None or key is None or response.will_close or not read_to_end:
+            return
+        if response.status < 200 or response.status == 101:
+            return
+        if self.run.release(sock):  # not the run's to cut any more
+            self.upstream = None
+            self.channel.gateway.pool.give(key, sock)
 
     # -- CONNECT ------------------------------------------------------------------
 
@@ -486,7 +537,7 @@ class Exchange:
             self._log_message("request", _end_to_end(head.headers), body, len(body))
             self._platform(head, port, path, body)
             return
-        upstream = self._target(host, port)
+        upstream = self._target(host, port, pooled=True)
         self._exchange_upstream(head, host, port, path, body, upstream)
 
     def _read_body(self, head: RequestHead) -> bytes:
@@ -528,21 +579,44 @@ class Exchange:
     ) -> None:
         assert self.run is not None
         self.run.charge(len(body), self.config.max_bytes_per_run)
-        connection = http.client.HTTPConnection(host.strip("[]"), port)
-        connection.sock = sock
-        connection.putrequest(head.method, path, skip_host=True, skip_accept_encoding=True)
         sent = [("Host", host if port == 80 else f"{host}:{port}"), *_end_to_end(head.headers)]
-        sent.append(("Connection", "close"))
+        if self.pool_key is None:
+            sent.append(("Connection", "close"))
         if body or head.method in ("POST", "PUT", "PATCH"):
             sent.append(("Content-Length", str(len(body))))
         self._log_message("request", sent, body, len(body))
+        try:
+            response = self._send(head.method, host, port, path, sent, body, sock)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not self.reused or self.route is None:
+                raise
+            # the receiver closed a kept-alive connection as we reused it, without answering:
+            # once more on a fresh connection (its address checked again)
+            self._close_upstream()
+            self.upstream = self._connect(*self.route, pooled=False)
+            response = self._send(head.method, host, port, path, sent, body, self.upstream)
+        self.entry["status"] = response.status
+        self._relay_response(response)
+        self._pool_upstream(response)
+
+    def _send(
+        self, method: str, host: str, port: int, path: str, sent: list[tuple[str, str]],
+        body: bytes, sock: socket.socket,
+    ) -> http.client.HTTPResponse:  # fmt: skip
+        connection = http.client.HTTPConnection(host.strip("[]"), port)
+        connection.sock = sock
+        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
         for name, value in sent:
             connection.putheader(name, value)
         connection.endheaders(body or None)
         self.entry["bytes_sent"] = len(body)
-        response = connection.getresponse()
-        self.entry["status"] = response.status
-        self._relay_response(response)
+        return connection.getresponse()
+
+    def _close_upstream(self) -> None:
+        if self.upstream is not None:
+            shutdown(self.upstream)
+            self.upstream.close()
+            self.upstream = None
 
     def _relay_response(self, response: http.client.HTTPResponse) -> None:
         cap = self.config.max_response_bytes
@@ -554,6 +628,7 @@ class Exchange:
             lines.append(f"Content-Length: {_clean(response.msg['Content-Length'])}")
         elif response.length is not None:
             lines.append(f"Content-Length: {response.length}")
+        self._pool_upstream(response)  # before the client can send its next request
         self.client.sendall("\r\n".join(lines).encode("latin-1", "replace") + b"\r\n\r\n")
         self.head_sent = True
         kept, limit = bytearray(), self.config.log_body_bytes
@@ -561,6 +636,7 @@ class Exchange:
             while data := response.read1(65536):
                 self._time_left(0)
                 kept += data[: max(0, limit - len(kept))]
+                self._pool_upstream(response)
                 self._pass(data, self.client, "bytes_received", cap)
         finally:
             total = self.entry["bytes_received"]
