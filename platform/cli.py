@@ -66,6 +66,7 @@ def serve(host: str, port: int, threads: int, access_log: bool, trusted_proxy: s
     from brokerage.platform.access_log import AccessLog
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin
     app = make_app()
     click.echo(f"Brokerage listening on http://{host}:{port}/")
     wsgi.serve(AccessLog(app) if access_log else app, host=host, port=port, threads=threads,
