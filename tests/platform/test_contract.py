@@ -3,8 +3,10 @@ once answered 500 (or were accepted) now refused with a JSON 400/404 that change
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -263,8 +265,6 @@ def test_nul_in_service_branches_and_names(
 
 
 def test_nul_in_the_basic_user_name_of_an_unknown_caller(client: FlaskClient, owner) -> None:
-    import base64
-
     raw = base64.b64encode(b"tu\x00torials:pw").decode()
     refused(client.get("/1.0/user", headers={"Authorization": f"Basic {raw}"}))
     refused(client.get(f"{REPO}/pushes", headers={"Authorization": f"Basic {raw}"}))
@@ -305,3 +305,101 @@ def test_put_with_any_parameter_name_answers_a_safe_warning(
 def test_werkzeug_errors_are_json(client: FlaskClient, owner: dict[str, str]) -> None:
     refused(client.patch(f"{REPO}/issues", headers=owner), 405)
     refused(client.get("/1.0/no-such-thing", headers=owner), 404)
+
+
+# -- through a real server: what waitress and Werkzeug would answer themselves ----------
+
+
+@pytest.fixture
+def live(app: Flask, owner: dict[str, str]) -> Iterator[tuple[str, int]]:
+    import threading
+
+    from brokerage.platform import wsgi
+    from tests.support import free_port
+
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    port = free_port()
+    server = wsgi.create_server(app, "127.0.0.1", port, threads=2)
+    threading.Thread(target=server.run, daemon=True).start()
+    yield "127.0.0.1", port
+    server.close()
+
+
+def raw_request(address: tuple[str, int], request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are; the status, headers and body of the answer."""
+    import socket
+
+    with socket.create_connection(address, timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+def json_error(answer: tuple[int, dict[str, str], bytes], status: int) -> str:
+    code, headers, body = answer
+    assert code == status, body[:300]
+    assert headers["Content-Type"].startswith("application/json"), headers
+    assert json.loads(body)["error"]["status"] == status
+    return str(json.loads(body)["error"]["message"])
+
+
+AUTH = "Authorization: Basic " + base64.b64encode(b"tutorials:correct horse battery").decode()
+
+
+@pytest.mark.parametrize(
+    ("request_line", "headers", "body", "status"),
+    [
+        ("POST /1.0/user/tokens HTTP/1.1", "Content-Length: abc", b"", 400),
+        ("POST /1.0/user/tokens HTTP/1.1", "Content-Length: -5", b"", 400),
+        ("GET /1.0/repositories/%zz%/x HTTP/1.1", AUTH, b"", 404),
+        ("GET /1.0/repositories/tutorials/testrepo/pushes?page=%ff%fe HTTP/1.1", AUTH, b"", 400),
+        ("PATCH /1.0/user HTTP/1.1", AUTH, b"", 405),
+        (
+            "POST /1.0/user/tokens HTTP/1.1",
+            AUTH + "\r\nContent-Type: application/json\r\nContent-Length: 70000",
+            b"{" + b" " * 69998 + b"}",
+            413,
+        ),  # fmt: skip
+    ],
+)
+def test_errors_the_server_raises_itself_are_json(
+    live: tuple[str, int], request_line: str, headers: str, body: bytes, status: int
+) -> None:
+    if "Content-Length" not in headers:
+        headers += f"\r\nContent-Length: {len(body)}"
+    raw = f"{request_line}\r\nHost: x\r\nConnection: close\r\n{headers}\r\n\r\n".encode() + body
+    json_error(raw_request(live, raw), status)
+
+
+@pytest.mark.parametrize(
+    "name", [b"X\r\nSet-Cookie: a=b", "caf\u00e9\u2603".encode(), b"\xff\xfe", b"a\x7fb"]
+)
+def test_a_put_whose_parameter_names_break_headers_is_answered_safely(
+    app: Flask, live: tuple[str, int], owner: dict[str, str], name: bytes
+) -> None:
+    from urllib.parse import quote_from_bytes
+
+    created = (
+        app.test_client()
+        .post(
+            f"{REPO}/services",
+            data="type=POST&URL=http%3A%2F%2Fa.example",
+            headers={**owner, **FORM},
+        )
+        .json
+    )
+    body = b"URL=http%3A%2F%2Fb.example&" + quote_from_bytes(name).encode() + b"=1"
+    raw = (
+        f"PUT {REPO}/services/{created['id']} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"{AUTH}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    code, headers, answer = raw_request(live, raw)
+    assert code == 200, answer[:300]
+    assert "Set-Cookie" not in headers
+    assert headers["X-Brokerage-Warning"].isascii()
