@@ -17,7 +17,8 @@ from brokerage.platform import pushes, repositories
 from brokerage.platform.api.auth import authenticate
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import queue as delivery_queue
-from brokerage.platform.deliveries.states import DeliveryStatus, move
+from brokerage.platform.deliveries import redelivery
+from brokerage.platform.deliveries.states import DeliveryStatus
 from brokerage.platform.models import Delivery, DeliveryAttempt, Repository, Service
 from brokerage.platform.paging import page
 from brokerage.platform.runtime import current_runtime
@@ -104,24 +105,6 @@ def show_delivery(account: str, repo_slug: str, delivery_id: str) -> Any:
     )
 
 
-def start_redelivery(session: Session, delivery: Delivery) -> None:
-    """Queue a finished delivery again (same id, next attempt number); commits. Shared by
-    the API and the web pages. BadRequestError (400) when the delivery has not finished."""
-    if delivery.status not in (
-        DeliveryStatus.SUCCEEDED,
-        DeliveryStatus.FAILED,
-        DeliveryStatus.SKIPPED,
-    ):
-        raise BadRequestError(
-            f"delivery {delivery.id} is {delivery.status}; only a finished one is redelivered"
-        )
-    move(delivery, DeliveryStatus.QUEUED)
-    delivery.finished_at = None
-    delivery.next_attempt_at = None
-    session.commit()
-    delivery_queue.enqueue(current_runtime(), delivery.id, delivery.attempts + 1)
-
-
 def queue_test_push(session: Session, service: Service, username: str) -> Delivery:
     """Store a sample push (the payload's shape) for one service and queue it; commits."""
     delivery = pushes.send_test_push(
@@ -142,11 +125,31 @@ def set_enabled(session: Session, service: Service, enabled: bool, username: str
 
 
 @bp.post("/deliveries/<delivery_id>/redeliver", strict_slashes=False)
+@bp.post("/deliveries/<delivery_id>/retry", strict_slashes=False)
 def redeliver(account: str, repo_slug: str, delivery_id: str) -> Any:
-    """Run a finished delivery again: same delivery id, next attempt number."""
+    """Run a delivery again: a finished one is redelivered (same delivery id, next attempt
+    number), a retrying one's pending retry runs now; 409 when it is queued or running."""
     delivery = find_delivery(_repo(account, repo_slug), delivery_id)
-    start_redelivery(get_session(), delivery)
-    response = jsonify(delivery_shown(delivery))
+    done = redelivery.run_again(get_session(), current_runtime(), delivery)
+    response = jsonify(delivery_shown(delivery) | {"action": done})
+    response.status_code = 202
+    return response
+
+
+@bp.post("/services/<int:service_id>/redeliver", strict_slashes=False)
+def redeliver_failed(account: str, repo_slug: str, service_id: int) -> Any:
+    """Queue again every failed delivery of the service created at or after ``?since=``
+    (ISO 8601; also a form or JSON field), at most 1,000 per call (``more``: call again)."""
+    service = get_service(_repo(account, repo_slug), service_id)
+    body = request.get_json(silent=True) if request.is_json else None
+    given = request.args.get("since") or request.form.get("since")
+    if given is None and isinstance(body, dict) and isinstance(body.get("since"), str):
+        given = body["since"]
+    since = redelivery.parse_since(given)
+    done = redelivery.redeliver_failed(get_session(), current_runtime(), service, since)
+    response = jsonify({"service": service.id, "since": since.isoformat(),
+                        "redelivered": len(done.delivery_ids), "deliveries": done.delivery_ids,
+                        "more": done.more})  # fmt: skip
     response.status_code = 202
     return response
 

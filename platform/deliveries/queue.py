@@ -47,9 +47,15 @@ def _options(delivery_id: str, attempt: int) -> dict[str, Any]:
 def enqueue_first_attempts(runtime: Runtime, delivery_ids: list[str]) -> bool:
     """Put the first attempt of each delivery on the queue in one Redis round trip; False
     (and nothing enqueued that the sweeper will not find) if Redis could not be reached."""
+    return enqueue_attempts(runtime, [(delivery_id, 1) for delivery_id in delivery_ids])
+
+
+def enqueue_attempts(runtime: Runtime, attempts: list[tuple[str, int]]) -> bool:
+    """Put each (delivery id, attempt) on the queue in one Redis round trip; False if Redis
+    could not be reached (the deliveries stay ``queued``: the sweeper enqueues them)."""
     jobs = []
-    for delivery_id in delivery_ids:
-        options = _options(delivery_id, 1)
+    for delivery_id, attempt in attempts:
+        options = _options(delivery_id, attempt)
         options["timeout"] = options.pop("job_timeout")  # prepare_data's name for it
         jobs.append(Queue.prepare_data(JOB_FUNCTION, (delivery_id,), **options))
     try:
@@ -73,6 +79,22 @@ def enqueue(runtime: Runtime, delivery_id: str, attempt: int, delay: float = 0) 
         log.warning("could not enqueue delivery %s: %s", delivery_id, exc)
         return False
     return True
+
+
+def run_now(runtime: Runtime, delivery_id: str, attempt: int) -> bool:
+    """Run a scheduled attempt at once: take its job off RQ's schedule and queue it (the
+    same job id: one job). If the scheduler queued it already, or it is running, nothing is
+    added; if Redis has no live job for it, it is enqueued. False if Redis could not be
+    reached (the sweeper then enqueues the delivery)."""
+    key = job_id(delivery_id, attempt)
+    try:
+        taken = runtime.redis.zrem(runtime.queue.scheduled_job_registry.key, key)
+        if not taken and live_jobs(runtime, [(delivery_id, attempt)]):
+            return True  # on the queue or running already: do not add a second one
+    except RedisError as exc:
+        log.warning("could not run delivery %s now: %s", delivery_id, exc)
+        return False
+    return enqueue(runtime, delivery_id, attempt)
 
 
 def live_jobs(runtime: Runtime, attempts: list[tuple[str, int]]) -> set[tuple[str, int]]:

@@ -1,9 +1,11 @@
 """A repository's deliveries: the list (by service and status, paginated), one delivery
 with every attempt (outcome, duration, the broker's log lines, the gateway's request log,
-stdout and stderr), and the redeliver button.
+stdout and stderr), the redeliver / "retry now" button, and on a service's list the
+"redeliver every failed delivery since" form.
 
 The rows are the REST API's own (``deliveries_api.delivery_shown`` / ``attempt_shown``)
-and redelivering calls ``deliveries_api.start_redelivery``: one code path per action.
+and running again is :mod:`brokerage.platform.deliveries.redelivery`'s, as in the API:
+one code path per action.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from sqlalchemy import select
 
 from brokerage.core.errors import BadRequestError
 from brokerage.platform import repositories
-from brokerage.platform.api.deliveries import delivery_shown, find_delivery, start_redelivery
+from brokerage.platform.api.deliveries import delivery_shown, find_delivery
 from brokerage.platform.db import get_session
+from brokerage.platform.deliveries import redelivery
 from brokerage.platform.deliveries.states import DeliveryStatus
 from brokerage.platform.models import Delivery, Repository
 from brokerage.platform.paging import paginate
-from brokerage.platform.web.support import back, signed_in, web_blueprint
+from brokerage.platform.services import get_service
+from brokerage.platform.web.support import back, runtime, signed_in, web_blueprint
 
 bp = web_blueprint("web_deliveries", __name__, url_prefix="/repos/<account>/<repo_slug>")
 
@@ -82,11 +86,26 @@ def show_delivery(account: str, repo_slug: str, delivery_id: str) -> Any:
 @bp.post("/deliveries/<delivery_id>/redeliver")
 def redeliver(account: str, repo_slug: str, delivery_id: str) -> Any:
     delivery = find_delivery(_repo(account, repo_slug), delivery_id)
-    start_redelivery(get_session(), delivery)
-    flash(f"Delivery {delivery.id} queued again (attempt {delivery.attempts + 1}).", "success")
+    done = redelivery.run_again(get_session(), runtime(), delivery)
+    what = "queued again" if done == "redelivered" else "retried now"
+    flash(f"Delivery {delivery.id} {what} (attempt {delivery.attempts + 1}).", "success")
     return back(
         "web_deliveries.show_delivery",
         account=account,
         repo_slug=repo_slug,
         delivery_id=delivery.id,
     )
+
+
+@bp.post("/services/<int:service_id>/redeliver")
+def redeliver_failed(account: str, repo_slug: str, service_id: int) -> Any:
+    """The service's list: "Redeliver every failed delivery since <date>" (UTC)."""
+    service = get_service(_repo(account, repo_slug), service_id)
+    since = redelivery.parse_since(request.form.get("since"))
+    done = redelivery.redeliver_failed(get_session(), runtime(), service, since)
+    count = len(done.delivery_ids)
+    more = f" There are more: press again for the next {redelivery.MAX_BULK}." if done.more else ""
+    flash(f"{count} failed deliver{'y' if count == 1 else 'ies'} since "
+          f"{since:%Y-%m-%d %H:%M} UTC queued again.{more}", "success")  # fmt: skip
+    return back("web_deliveries.list_deliveries", account=account, repo_slug=repo_slug,
+                service=service.id)  # fmt: skip

@@ -47,7 +47,7 @@ def test_redeliver_keeps_the_id_and_adds_an_attempt(
     [delivery] = repo.push(push_body(commit(1))).json["deliveries"]
     path = f"/1.0/repositories/marcus/project-x/deliveries/{delivery['id']}/redeliver"
     early = repo.client.post(path, headers=repo.auth)
-    assert early.status_code == 400 and "only a finished one" in early.json["error"]["message"]
+    assert early.status_code == 409 and "already on its way" in early.json["error"]["message"]
     dispatcher.run(delivery["id"])
     again = repo.client.post(path, headers=repo.auth)
     assert again.status_code == 202
