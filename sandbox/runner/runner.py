@@ -94,7 +94,12 @@ def start_egress() -> str:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         os.environ[name] = proxy
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = ""
-    return f"egress through {proxy}"
+    try:  # the SDK's sessions: built once here, not per run or request; plain HTTP direct
+        import sdk_http
+    except ImportError:
+        return f"egress through {proxy}"
+    sdk_http.prepare(EGRESS_SOCKET)
+    return f"egress through {proxy} (the SDK's plain HTTP: {EGRESS_SOCKET} directly)"
 
 
 def preload() -> None:

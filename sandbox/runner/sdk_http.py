@@ -1,8 +1,13 @@
 """HTTP for brokers: a ``requests`` session that goes through the egress gateway.
 
 Inside the sandbox the runner sets ``HTTP_PROXY``/``HTTPS_PROXY`` to its loopback
-bridge, so any ``requests`` call already leaves through the gateway. What this
-module adds is what every broker otherwise hand-rolls:
+bridge, so any ``requests`` call already leaves through the gateway. The session
+here takes a shorter way where it can: the runner calls :func:`prepare` once, before
+it forks any run, and every :class:`GatewaySession` then sends plain ``http://``
+requests straight to the gateway's Unix socket (:mod:`egress_transport`: no bridge
+hop) and uses the proxies and CA bundle read then instead of reading the
+environment (and looking for a ``.netrc``) on every request. What this module adds
+is what every broker otherwise hand-rolls:
 
 - a default timeout (``requests`` has none: a silent receiver would hold the run
   until the sandbox kills it);
@@ -22,6 +27,7 @@ Runs inside the sandbox: standard library and ``requests`` only.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,6 +53,28 @@ CONFIGURATION_REFUSALS = frozenset(
 )  # fmt: skip
 """gateway refusals that the same request would meet again"""
 
+_transport: dict[str, Any] = {}
+"""set once per runner by :func:`prepare`: the adapter, proxies and CA bundle every
+session of a run starts with (each run is a fork: its copy is its own)"""
+
+
+def prepare(socket_path: str) -> None:
+    """Once per runner, before any run: build the transport every session will use.
+
+    Plain ``http://`` goes straight to ``socket_path``; ``https://`` through the
+    proxies in the environment (the runner's bridge). The CA bundle is the one the
+    environment names, as ``requests`` would find it on each request.
+    """
+    from egress_transport import GatewayAdapter
+
+    proxies = {}
+    for scheme in ("http", "https"):
+        proxy = os.environ.get(f"{scheme}_proxy") or os.environ.get(f"{scheme.upper()}_PROXY")
+        if proxy:
+            proxies[scheme] = proxy
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    _transport.update(adapter=GatewayAdapter(socket_path), proxies=proxies, verify=bundle or True)
+
 
 def delivery_headers(payload: Mapping[str, Any] | None) -> dict[str, str]:
     """The delivery id and attempt headers for ``payload`` (empty outside a delivery)."""
@@ -71,6 +99,12 @@ class GatewaySession(requests.Session):
         self.timeout = timeout
         self.headers["User-Agent"] = USER_AGENT
         self.headers.update(delivery_headers(payload))
+        if _transport:  # prepared by the runner: nothing read from the environment per request
+            self.trust_env = False
+            self.proxies.update(_transport["proxies"])
+            self.verify = _transport["verify"]
+            for prefix in ("http://", "https://"):
+                self.mount(prefix, _transport["adapter"])
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         """As requests sends, but never with certificate or CA *files* (``verify=<path>``,

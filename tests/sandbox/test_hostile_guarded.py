@@ -227,6 +227,10 @@ CASES: dict[str, Case] = {
         'got = requests.Session().get_adapter("https://x").send', ATTR),
     "a list item that is a transport object": Case(
         "got = list(requests.Session().adapters.values())[0]", ATTR),
+    "the SDK session's transport as an item": Case(
+        'got = brokerage_sdk.gateway_session().adapters["http://"].send', ATTR),
+    "the SDK session's transport returned by a method": Case(
+        'got = brokerage_sdk.gateway_session().get_adapter("http://x").send', ATTR),
 }  # fmt: skip
 
 
