@@ -200,7 +200,7 @@ def worker(burst: bool, name: str | None, processes: int | None) -> None:
         sys.exit(supervise(command_for, processes, burst=burst))
     config = load_config()
     # Worker writes can be redone (see db.SQLITE_SYNCHRONOUS), so by default they skip the fsync.
-    config.setdefault("SQLITE_SYNCHRONOUS", "NORMAL")
+    config["SQLITE_SYNCHRONOUS"] = config["SQLITE_SYNCHRONOUS"] or "NORMAL"
     runtime = Runtime.from_config(config)
     run_worker(runtime, name, burst=burst)
 

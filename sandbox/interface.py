@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from brokerage.core.config import DEFAULTS
+
 
 class RunStatus(StrEnum):
     """How one run ended."""
@@ -74,9 +76,9 @@ class BrokerBundle:
 class Limits:
     """What one run may use."""
 
-    wall_seconds: float = 10.0
+    wall_seconds: float = DEFAULTS["RUN_WALL_SECONDS"]
     """seconds from start to kill, enforced by the host"""
-    memory_bytes: int = 256 * 1024 * 1024
+    memory_bytes: int = DEFAULTS["RUN_MEMORY_BYTES"]
     """memory (and memory+swap) limit of the sandbox"""
     pids: int = 64
     """most processes/threads alive at once in the sandbox"""

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from brokerage.core.config import DEFAULTS
 from brokerage.sandbox import protocol
 from brokerage.sandbox.errors import SandboxError
 from brokerage.sandbox.interface import BrokerBundle, Limits, RunResult
@@ -49,19 +50,19 @@ TenantKey = tuple[str, tuple[Any, ...], str | None]
 
 @dataclass(frozen=True)
 class PoolPolicy:
-    size: int = 2
+    size: int = DEFAULTS["SANDBOX_POOL_SIZE"]
     """sandboxes bound to one tenant (service) at most"""
-    max_runs: int = 1000
+    max_runs: int = DEFAULTS["SANDBOX_POOL_MAX_RUNS"]
     """runs one sandbox serves before it is replaced"""
-    max_age_seconds: float = 600.0
+    max_age_seconds: float = DEFAULTS["SANDBOX_POOL_MAX_AGE"]
     """seconds a sandbox serves (or waits blank) before it is replaced"""
-    max_versions: int = 16
+    max_versions: int = DEFAULTS["SANDBOX_POOL_MAX_VERSIONS"]
     """broker versions whose blank sandboxes are kept; the least recently used goes first"""
-    blank: int = 1
+    blank: int = DEFAULTS["SANDBOX_POOL_BLANK"]
     """blank sandboxes kept ready per broker version (0: every new binding starts cold)"""
-    max_bound: int = 32
+    max_bound: int = DEFAULTS["SANDBOX_POOL_MAX_BOUND"]
     """bound sandboxes per worker at most; beyond it the least recently used idle one goes"""
-    idle_seconds: float = 60.0
+    idle_seconds: float = DEFAULTS["SANDBOX_POOL_IDLE"]
     """seconds a bound sandbox may stay unused before it is retired"""
 
 

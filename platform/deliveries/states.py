@@ -23,6 +23,7 @@ from enum import StrEnum
 
 from sqlalchemy import Connection, bindparam, insert, update
 
+from brokerage.core.config import DEFAULTS
 from brokerage.core.tables import utcnow
 from brokerage.platform.errors import PlatformError
 from brokerage.platform.models import Delivery, DeliveryAttempt
@@ -65,13 +66,13 @@ this table too."""
 CLAIMABLE = (DeliveryStatus.PENDING, DeliveryStatus.QUEUED, DeliveryStatus.RETRYING)
 FINISHED = (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
 
-RETRY_DELAYS: tuple[float, ...] = (10, 30, 120, 600, 1800, 3600)
+RETRY_DELAYS: tuple[float, ...] = tuple(DEFAULTS["RETRY_DELAYS"])
 """seconds to wait after failed attempt 1, 2, ...; config RETRY_DELAYS overrides"""
 RETRY_JITTER = 0.2
 """fraction by which each delay is randomly stretched or shrunk"""
-AUTO_DISABLE_AFTER = 5
+AUTO_DISABLE_AFTER: int = DEFAULTS["AUTO_DISABLE_AFTER"]
 """failed deliveries in a row that disable a service"""
-LEASE_SECONDS = 120
+LEASE_SECONDS: float = DEFAULTS["LEASE_SECONDS"]
 """how long a claimed attempt may run before the sweeper assumes its worker died"""
 
 

@@ -31,6 +31,7 @@ from datetime import timedelta
 from redis.exceptions import RedisError
 from sqlalchemy import select, update
 
+from brokerage.core.config import DEFAULTS
 from brokerage.core.tables import utcnow
 from brokerage.platform.deliveries import queue as delivery_queue
 from brokerage.platform.deliveries import verification_jobs
@@ -42,7 +43,7 @@ from brokerage.submissions.states import SubmissionState as S
 
 log = logging.getLogger(__name__)
 
-SWEEP_INTERVAL = 5.0
+SWEEP_INTERVAL: float = DEFAULTS["SWEEP_INTERVAL"]
 """seconds between sweeps"""
 GRACE = timedelta(seconds=5)
 """how long a delivery may sit before the sweeper doubts its job"""

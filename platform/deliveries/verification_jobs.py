@@ -17,6 +17,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from brokerage.core.config import DEFAULTS
 from brokerage.core.tables import utcnow
 from brokerage.platform.deliveries import jobs as delivery_tasks
 from brokerage.platform.errors import PlatformError
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 JOB_FUNCTION = "brokerage.platform.deliveries.verification_jobs.run_verification"
 JOB_TIMEOUT = 600
 """seconds RQ lets one verification run (fixtures each have the sandbox's own deadline)"""
-VERIFY_LEASE_SECONDS = JOB_TIMEOUT + 60
+VERIFY_LEASE_SECONDS: float = DEFAULTS["VERIFY_LEASE_SECONDS"]
 """a version ``verifying`` for longer than this lost its worker (RQ ends a job at its
 timeout): the sweeper has it verified again"""
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from brokerage.core.config import load_config
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def test_defaults_put_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
     config = load_config(environ={}, overrides={"DATA_DIR": str(tmp_path)})
@@ -36,3 +38,40 @@ def test_prefixed_database_url_wins_over_the_plain_one() -> None:
         environ={"DATABASE_URL": "postgresql://a/x", "BROKERAGE_DATABASE_URL": "postgresql://b/y"}
     )
     assert config["DATABASE_URL"] == "postgresql://b/y"
+
+
+def _settings_read_in_code() -> set[str]:
+    import re
+
+    read = re.compile(r"config(?:\[|\.get\()\s*[\"']([A-Z][A-Z0-9_]+)[\"']")
+    names: set[str] = set()
+    for folder in ("core", "platform", "sandbox", "submissions", "review_tool"):
+        for path in (REPO / folder).rglob("*.py"):
+            names |= set(read.findall(path.read_text()))
+    return names - FLASK_OWN
+
+
+FLASK_OWN = {"SESSION_COOKIE_SAMESITE"}
+"""Flask's own settings, which the app sets itself"""
+
+
+def test_every_setting_read_in_code_is_in_the_table() -> None:
+    from brokerage.core.config import DEFAULTS
+
+    assert _settings_read_in_code() - set(DEFAULTS) == set()
+
+
+def test_the_readme_lists_every_setting() -> None:
+    from brokerage.core.config import SETTINGS
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Configuration") : readme.index("## Command line")]
+    assert [s.name for s in SETTINGS if f"`{s.name}`" not in section] == []
+
+
+def test_load_config_gives_every_setting_its_default() -> None:
+    from brokerage.core.config import SETTINGS, load_config
+
+    config = load_config(environ={}, overrides={"DATA_DIR": "/tmp/brokerage-test"})
+    assert {s.name for s in SETTINGS} <= set(config)
+    assert config["SANDBOX_POOL_BLANK"] == 1 and config["EGRESS_PORTS"] == (80, 443)
