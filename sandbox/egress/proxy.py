@@ -412,6 +412,9 @@ class Exchange:
     def _open(self, address: IPAddress, port: int, match: HostMatch) -> socket.socket:
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
+        # no Nagle: a request's head and body go in two writes, and on a kept-alive
+        # connection the body would wait for the receiver's delayed ACK of the head
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             assert self.run is not None
             self.run.adopt(sock)
