@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from brokerage.core.accounts import User
 from brokerage.core.tables import utcnow
+from brokerage.platform import notify
 from brokerage.platform.encryption import FieldCipher
 from brokerage.platform.models import Service, ServiceUpgrade, UpgradeStatus
+from brokerage.platform.runtime import current_runtime
 from brokerage.submissions import lifecycle
 from brokerage.submissions.errors import NotAllowedError
 from brokerage.submissions.models import BrokerVersion
@@ -35,10 +37,24 @@ def decide(
     cipher: FieldCipher,
 ) -> None:
     """A reviewer's decision (:func:`brokerage.submissions.lifecycle.decide`); an approval
-    then moves the broker's services on."""
+    then moves the broker's services on, and the admins of those whose new version asks for
+    more are mailed once the caller commits."""
     lifecycle.decide(session, version, reviewer, decision, comment)
     if decision is SubmissionState.APPROVED:
-        upgrade_services(session, version, cipher)
+        _mail_after_commit(session, upgrade_services(session, version, cipher))
+
+
+def _mail_after_commit(session: Session, waiting: list[ServiceUpgrade]) -> None:
+    """Mail each pending upgrade's admins (with the page where they answer) after the
+    session commits; outside an app (no runtime) the service pages still show them."""
+    if not waiting:
+        return
+    try:
+        config = current_runtime().config
+    except RuntimeError:
+        return
+    mails = [mail for upgrade in waiting if (mail := notify.upgrade_waiting(config, upgrade))]
+    event.listen(session, "after_commit", lambda _session: notify.send(config, mails), once=True)
 
 
 def wider_permissions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -57,27 +73,30 @@ def wider_permissions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[st
     return wider
 
 
-def upgrade_services(session: Session, version: BrokerVersion, cipher: FieldCipher) -> None:
-    """Move every service of the broker's older versions to ``version``, or ask its admin."""
+def upgrade_services(
+    session: Session, version: BrokerVersion, cipher: FieldCipher
+) -> list[ServiceUpgrade]:
+    """Move every service of the broker's older versions to ``version``, or ask its admin;
+    returns the upgrades now waiting for an answer."""
     older = [v.id for v in version.broker_type.versions if v.id != version.id]
     if not older:
-        return
+        return []
+    waiting: list[ServiceUpgrade] = []
     services = session.scalars(select(Service).where(Service.broker_version_id.in_(older))).all()
     for service in services:
         wider = wider_permissions(service.broker_version.manifest, version.manifest)
         _replace_pending(session, service)
         if wider:
-            session.add(
-                ServiceUpgrade(
-                    service=service,
-                    from_version=service.broker_version,
-                    to_version=version,
-                    wider=wider,
-                )
-            )
+            upgrade = ServiceUpgrade(
+                service=service, from_version=service.broker_version, to_version=version,
+                wider=wider,
+            )  # fmt: skip
+            session.add(upgrade)
+            waiting.append(upgrade)
         else:
             repin(service, version, cipher)
     session.flush()
+    return waiting
 
 
 def _replace_pending(session: Session, service: Service) -> None:

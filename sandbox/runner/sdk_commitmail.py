@@ -89,10 +89,16 @@ def body(payload: Mapping[str, Any], diffs: bool = False) -> str:
             parts.append(patch_text(patches, commit))
     if payload.get("truncated"):
         parts.append("(This push had more changesets than one notification carries.)")
-    parts.append(
-        f"--\nRepository URL: {sdk_templates.commit_url(payload, {}).rsplit('/commits/', 1)[0]}/"
-    )
+    parts.append(f"--\nRepository URL: {repository_page(payload)}")
     return "\n\n".join(parts) + "\n"
+
+
+def repository_page(payload: Mapping[str, Any]) -> str:
+    """The repository's web page on the platform (``<canon_url>/repos/<owner>/<slug>/``):
+    a page a person opens, never an API endpoint."""
+    repository = payload.get("repository") or {}
+    base = str(payload.get("canon_url", "")).rstrip("/")
+    return f"{base}/repos/{repository.get('owner', '')}/{repository.get('slug', '')}/"
 
 
 def patch_text(patches: Mapping[str, str], commit: Mapping[str, Any]) -> str:
