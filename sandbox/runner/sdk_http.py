@@ -73,7 +73,15 @@ def prepare(socket_path: str) -> None:
         if proxy:
             proxies[scheme] = proxy
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    _transport.update(adapter=GatewayAdapter(socket_path), proxies=proxies, verify=bundle or True)
+    adapter = GatewayAdapter(socket_path)
+    _transport.update(adapter=adapter, proxies=proxies, verify=bundle or True)
+    # warm what each run's first request would otherwise build in its freshly forked
+    # process (lazy caches, the adapter's pool); no request is sent and nothing is kept
+    warm = GatewaySession().prepare_request(
+        requests.Request("POST", "http://brokerage.internal/", data=b"x=1")
+    )
+    adapter.get_connection_with_tls_context(warm, True, proxies)
+    adapter.request_url(warm, proxies)
 
 
 def delivery_headers(payload: Mapping[str, Any] | None) -> dict[str, str]:
