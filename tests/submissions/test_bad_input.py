@@ -75,12 +75,12 @@ def test_not_an_archive_is_refused(client, people, unchanged) -> None:
 
 
 def test_invalid_manifest_names_every_problem(client, people, unchanged) -> None:
-    files = package_files(version="1.0", egress=["*", "hooks.acme.test"])
+    files = package_files(version="1.0", egress=["*", "[1::2::3]"])
     with unchanged():
         error = _refused(upload(client, people.vendor, archive(files)), 400)
     assert error["problems"] == [
         "version: '1.0' is not a semantic version such as 1.0.0 or 2.1.0-beta.1",
-        "egress: '*' already allows every public host and must be the only entry",
+        "egress[1]: '[1::2::3]' is no IPv6 address",
     ]
 
 

@@ -297,11 +297,11 @@ def test_every_problem_is_reported_at_once() -> None:
     manifest = copy.deepcopy(VALID)
     manifest.pop("title")
     manifest["fields"][0]["type"] = "number"
-    manifest["egress"] = ["*", "a.example.com"]
+    manifest["egress"] = ["*", "[::1::]"]
 
     problems = manifest_problems(manifest)
 
-    assert [p.path for p in problems] == ["fields[0].type", "title", "egress"]
+    assert [p.path for p in problems] == ["fields[0].type", "title", "egress[1]"]
 
 
 def test_a_non_object_manifest_is_one_clear_problem() -> None:
