@@ -142,7 +142,8 @@ def test_a_pending_permission_upgrade_is_answered_on_the_service_page(
 ) -> None:
     submissions.decide(waiting, "approve")
     web.sign_in("marcus")
-    web.post(SERVICES, {"type": "Acme Hook", "f:URL": "https://hooks.acme.test/in"})
+    added = {"type": "Acme Hook", "f:URL": "https://hooks.acme.test/in", "consent": str(waiting)}
+    web.post(SERVICES, added)  # consented to the vendor's broker
     wider = submissions.upload("vera", version="1.1.0", egress=["hooks.acme.test", "api.acme.test"])
     submissions.verify()
     web.post("/logout")
