@@ -77,7 +77,8 @@ def runner_side(socket_path: str, url: str, runs: int, direct: bool, out: int) -
 
 
 def measure(runs: int, pool: bool, direct: bool, receiver_port: int) -> tuple[float, float, float]:
-    from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
+    from brokerage.sandbox.egress.config import GatewayConfig
+    from brokerage.sandbox.egress.gateway import Gateway
     from brokerage.sandbox.interface import BrokerBundle
 
     config = GatewayConfig(

@@ -62,8 +62,8 @@ def serve(host: str, port: int, threads: int, access_log: bool, trusted_proxy: s
     """Serve the web app and REST API (waitress, a production WSGI server)."""
     import logging
 
-    from brokerage.platform import wsgi
-    from brokerage.platform.access_log import AccessLog
+    from brokerage.platform.server import wsgi
+    from brokerage.platform.server.access_log import AccessLog
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin

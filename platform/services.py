@@ -189,3 +189,12 @@ def get_service(repo: Repository, service_id: int) -> Service:
         if service.id == service_id:
             return service
     raise NotFoundError(f"service {service_id} does not exist on repository {repo.full_name}")
+
+
+def set_enabled(session: Session, service: Service, enabled: bool, username: str) -> None:
+    """Enable a service again (its failure count cleared) or disable it by hand; commits."""
+    service.enabled = enabled
+    service.disabled_reason = "" if enabled else f"disabled by {username}"
+    if enabled:
+        service.consecutive_failures = 0
+    session.commit()

@@ -38,8 +38,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from brokerage.sandbox.backends import backend_from_config
+from brokerage.sandbox.egress.config import GatewayConfig
 from brokerage.sandbox.egress.errors import EgressRefusedError, GatewayError, Refusal
-from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.gateway import Gateway
 from brokerage.sandbox.egress.mailer import MailConfig
 from brokerage.sandbox.egress.policy import RESERVED_HOST, EgressPolicy, parse_host
 from brokerage.sandbox.interface import (

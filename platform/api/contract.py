@@ -37,7 +37,7 @@ from werkzeug.routing import IntegerConverter, Map
 from brokerage.core.errors import BadRequestError
 from brokerage.platform import pushes
 from brokerage.platform.db import get_session
-from brokerage.platform.wsgi import SafeHeaders
+from brokerage.platform.server.wsgi import SafeHeaders
 
 DOCUMENT_PATH = Path(__file__).parent / "openapi.json"
 MAX_ID = 2**31 - 1

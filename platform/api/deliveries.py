@@ -10,73 +10,24 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy.orm import Session
 
-from brokerage.core.errors import BadRequestError, NotFoundError
-from brokerage.platform import pushes, repositories
+from brokerage.core.errors import BadRequestError
+from brokerage.platform import repositories
 from brokerage.platform.api.auth import authenticate
 from brokerage.platform.db import get_session
-from brokerage.platform.deliveries import queue as delivery_queue
 from brokerage.platform.deliveries import redelivery
+from brokerage.platform.deliveries.log import delivery_shown, find_delivery, queue_test_push
 from brokerage.platform.deliveries.states import DeliveryStatus
-from brokerage.platform.models import Delivery, DeliveryAttempt, Repository, Service
+from brokerage.platform.models import Delivery, Repository
 from brokerage.platform.paging import page
 from brokerage.platform.runtime import current_runtime
-from brokerage.platform.services import get_service
+from brokerage.platform.services import get_service, set_enabled
 
 bp = Blueprint("deliveries_api", __name__, url_prefix="/1.0/repositories/<account>/<repo_slug>")
 
 
 def _repo(account: str, repo_slug: str) -> Repository:
     return repositories.get_administered(get_session(), authenticate(), account, repo_slug)
-
-
-def attempt_shown(attempt: DeliveryAttempt) -> dict[str, Any]:
-    return {
-        "number": attempt.number,
-        "worker": attempt.worker,
-        "outcome": attempt.outcome,
-        "run_status": attempt.run_status,
-        "exit_code": attempt.exit_code,
-        "started_at": attempt.started_at.isoformat(),
-        "finished_at": attempt.finished_at.isoformat() if attempt.finished_at else None,
-        "duration_seconds": attempt.duration_seconds,
-        "message": attempt.message,
-        "result": attempt.result,
-        "logs": attempt.logs,
-        "requests": attempt.requests,
-        "stdout": attempt.stdout,
-        "stderr": attempt.stderr,
-    }
-
-
-def delivery_shown(delivery: Delivery, with_attempts: bool = False) -> dict[str, Any]:
-    shown: dict[str, Any] = {
-        "id": delivery.id,
-        "push": delivery.push_id,
-        "service": delivery.service_id,
-        "type": delivery.broker_version.broker_type.title,
-        "broker_version": delivery.broker_version.version,
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "last_error": delivery.last_error,
-        "created_at": delivery.created_at.isoformat(),
-        "next_attempt_at": delivery.next_attempt_at.isoformat()
-        if delivery.next_attempt_at
-        else None,
-        "finished_at": delivery.finished_at.isoformat() if delivery.finished_at else None,
-        "test": delivery.push.is_test,
-    }
-    if with_attempts:
-        shown["attempt_log"] = [attempt_shown(a) for a in delivery.attempt_log]
-    return shown
-
-
-def find_delivery(repo: Repository, delivery_id: str) -> Delivery:
-    delivery = get_session().get(Delivery, delivery_id)
-    if delivery is None or delivery.repository_id != repo.id:
-        raise NotFoundError(f"delivery {delivery_id} does not exist on repository {repo.full_name}")
-    return delivery
 
 
 @bp.get("/deliveries", strict_slashes=False)
@@ -103,25 +54,6 @@ def show_delivery(account: str, repo_slug: str, delivery_id: str) -> Any:
     return jsonify(
         delivery_shown(find_delivery(_repo(account, repo_slug), delivery_id), with_attempts=True)
     )
-
-
-def queue_test_push(session: Session, service: Service, username: str) -> Delivery:
-    """Store a sample push (the payload's shape) for one service and queue it; commits."""
-    delivery = pushes.send_test_push(
-        session, service, current_runtime().config["CANON_URL"], username
-    )
-    session.commit()
-    delivery_queue.enqueue_new(current_runtime(), [delivery])
-    return delivery
-
-
-def set_enabled(session: Session, service: Service, enabled: bool, username: str) -> None:
-    """Enable a service again (its failure count cleared) or disable it by hand; commits."""
-    service.enabled = enabled
-    service.disabled_reason = "" if enabled else f"disabled by {username}"
-    if enabled:
-        service.consecutive_failures = 0
-    session.commit()
 
 
 @bp.post("/deliveries/<delivery_id>/redeliver", strict_slashes=False)

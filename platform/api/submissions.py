@@ -30,8 +30,8 @@ Repository admins::
     POST /1.0/repositories/<o>/<s>/services/<id>/upgrade   action=accept|decline
 
 A submission is visible to its submitter, reviewers and operators; to anyone else it does
-not exist (404). Submission errors answer with a status by kind (see ``STATUS``) and, for
-manifest and package problems, every problem in ``error.problems``.
+not exist (404). Submission errors answer with a status by kind (``platform.submitted``)
+and, for manifest and package problems, every problem in ``error.problems``.
 """
 
 from __future__ import annotations
@@ -50,16 +50,21 @@ from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import verification_jobs as tasks
 from brokerage.platform.models import ServiceUpgrade, UpgradeStatus
 from brokerage.platform.runtime import Runtime
+from brokerage.platform.submitted import (
+    DECISIONS,
+    describe,
+    is_staff,
+    iso,
+    status_of,
+    visible_version,
+)
 from brokerage.submissions import lifecycle, review
 from brokerage.submissions.artifacts import ArtifactStore, store_from_config
 from brokerage.submissions.errors import (
-    ArtifactError,
     ManifestError,
-    NotAllowedError,
     PackageError,
     SubmissionError,
     TransitionError,
-    VersionError,
 )
 from brokerage.submissions.manifest import manifest_schema
 from brokerage.submissions.models import BrokerVersion
@@ -68,29 +73,13 @@ from brokerage.submissions.states import SubmissionState
 
 bp = Blueprint("submissions_api", __name__, url_prefix="/1.0")
 
-STATUS: dict[type[SubmissionError], int] = {
-    ManifestError: 400,
-    PackageError: 400,
-    VersionError: 409,
-    TransitionError: 409,
-    NotAllowedError: 403,
-    ArtifactError: 500,
-}
-"""HTTP status of each submission error (400 for the rest)"""
-
 NOTES_CHARS = 4000
 """the longest notes to the reviewer a submission may carry"""
-
-DECISIONS = {
-    "approve": SubmissionState.APPROVED,
-    "reject": SubmissionState.REJECTED,
-    "request_changes": SubmissionState.CHANGES_REQUESTED,
-}
 
 
 @bp.errorhandler(SubmissionError)
 def submission_error(exc: SubmissionError) -> Any:
-    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+    status = status_of(exc)
     body: dict[str, Any] = {"status": status, "message": str(exc)}
     if isinstance(exc, ManifestError):
         body["problems"] = exc.messages
@@ -109,55 +98,6 @@ def _runtime() -> Runtime:
 
 def _store() -> ArtifactStore:
     return store_from_config(dict(current_app.config))
-
-
-def visible_version(user: User, version_id: int) -> BrokerVersion:
-    version = get_session().get(BrokerVersion, version_id)
-    if version is None or not (version.submitted_by_id == user.id or _staff(user)):
-        raise NotFoundError(f"submission {version_id} does not exist")
-    return version
-
-
-def _staff(user: User) -> bool:
-    return user.has_role(Role.REVIEWER) or user.has_role(Role.OPERATOR)
-
-
-def describe(version: BrokerVersion, detail: bool = False) -> dict[str, Any]:
-    session = get_session()
-    report = review.latest_report(session, version)
-    body: dict[str, Any] = {
-        "id": version.id,
-        "name": version.broker_type.name,
-        "title": version.broker_type.title,
-        "version": version.version,
-        "state": version.state,
-        "submitted_by": version.submitted_by.username if version.submitted_by else "platform",
-        "created_at": version.created_at.isoformat(),
-        "digest": version.digest,
-        "artifact_digest": version.artifact_digest,
-        "report": None
-        if report is None
-        else {"id": report.id, "passed": report.passed, "finished_at": _iso(report.finished_at)},
-        "decision": review.decision_shown(review.decision_of(session, version)),
-    }
-    if detail:
-        body["notes"] = version.notes
-        body["manifest"] = version.manifest
-        body["events"] = [
-            {
-                "from": e.from_state,
-                "to": e.to_state,
-                "by": e.actor_name,
-                "at": e.at.isoformat(),
-                "reason": e.reason,
-            }
-            for e in review.events_of(session, version)
-        ]
-    return body
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _upload_bytes() -> bytes:
@@ -195,7 +135,7 @@ def upload() -> Any:
 def list_submissions() -> Any:
     user = authenticate()
     query = select(BrokerVersion).where(BrokerVersion.submitted_by_id.is_not(None))
-    if not _staff(user):
+    if not is_staff(user):
         query = query.where(BrokerVersion.submitted_by_id == user.id)
     if request.args.get("state"):
         query = query.where(BrokerVersion.state == request.args["state"])
@@ -227,8 +167,8 @@ def report(version_id: int) -> Any:
             "submission": version.id,
             "passed": found.passed,
             "backend": found.backend,
-            "started_at": _iso(found.started_at),
-            "finished_at": _iso(found.finished_at),
+            "started_at": iso(found.started_at),
+            "finished_at": iso(found.finished_at),
             "checks": found.checks,
             "transcript": found.transcript,
             "decision": review.decision_shown(review.decision_of(get_session(), version)),
@@ -324,7 +264,7 @@ def _describe_upgrade(upgrade: ServiceUpgrade) -> dict[str, Any]:
         "to_version": upgrade.to_version.version,
         "wider": upgrade.wider,
         "created_at": upgrade.created_at.isoformat(),
-        "decided_at": _iso(upgrade.decided_at),
+        "decided_at": iso(upgrade.decided_at),
         "decided_by": upgrade.decided_by.username if upgrade.decided_by else None,
     }
 

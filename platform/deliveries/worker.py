@@ -30,7 +30,8 @@ from brokerage.platform.deliveries import verification_jobs as verification_task
 from brokerage.platform.deliveries.dispatch import Dispatcher
 from brokerage.platform.runtime import Runtime
 from brokerage.sandbox.backends import backend_from_config
-from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.config import GatewayConfig
+from brokerage.sandbox.egress.gateway import Gateway
 from brokerage.sandbox.interface import Limits
 from brokerage.submissions import bundles
 from brokerage.submissions.artifacts import store_from_config

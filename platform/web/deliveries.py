@@ -3,7 +3,7 @@ with every attempt (outcome, duration, the broker's log lines, the gateway's req
 stdout and stderr), the redeliver / "retry now" button, and on a service's list the
 "redeliver every failed delivery since" form.
 
-The rows are the REST API's own (``deliveries_api.delivery_shown`` / ``attempt_shown``)
+The rows are the REST API's own (``deliveries.log.delivery_shown`` / ``attempt_shown``)
 and running again is :mod:`brokerage.platform.deliveries.redelivery`'s, as in the API:
 one code path per action.
 """
@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from brokerage.core.errors import BadRequestError
 from brokerage.platform import repositories
-from brokerage.platform.api.deliveries import delivery_shown, find_delivery
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import redelivery
+from brokerage.platform.deliveries.log import delivery_shown, find_delivery
 from brokerage.platform.deliveries.states import DeliveryStatus
 from brokerage.platform.models import Delivery, Repository
 from brokerage.platform.paging import paginate

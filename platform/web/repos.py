@@ -4,7 +4,7 @@ send a test push, and each service's recent deliveries.
 
 Every action calls what the REST API calls: ``services.add_service`` / ``update_service``
 / ``serialize`` (so password fields come back only as the mask), and
-``deliveries_api.queue_test_push`` / ``set_enabled``. The form names each field
+``deliveries.log.queue_test_push`` / ``services.set_enabled``. The form names each field
 ``f:<label>`` and this module turns it into the API's parameters (label → value), with
 an unticked checkbox sent as ``false`` because browsers send nothing for it.
 """
@@ -19,11 +19,11 @@ from werkzeug.datastructures import MultiDict
 
 from brokerage.core.errors import BadRequestError, NotFoundError
 from brokerage.platform import branches, catalogue, repositories, services, upgrades
-from brokerage.platform.api.deliveries import queue_test_push, set_enabled
-from brokerage.platform.api.support import cipher
 from brokerage.platform.db import get_session
+from brokerage.platform.deliveries.log import queue_test_push
 from brokerage.platform.models import Delivery, Repository, Service
 from brokerage.platform.paging import paginate
+from brokerage.platform.runtime import current_runtime
 from brokerage.platform.web.deliveries import delivery_row
 from brokerage.platform.web.support import back, signed_in, web_blueprint
 from brokerage.submissions.models import BrokerVersion
@@ -91,7 +91,7 @@ def _posted_values(version: BrokerVersion, stored: dict[str, str]) -> dict[str, 
 
 
 def _shown_values(service: Service) -> dict[str, str]:
-    fields = services.serialize(service, cipher())["service"]["fields"]
+    fields = services.serialize(service, current_runtime().cipher)["service"]["fields"]
     return {f["name"]: f["value"] for f in fields}
 
 
@@ -170,7 +170,7 @@ def add_service(account: str, repo_slug: str) -> Any:
         return _consent_page(repo, version, status=409)
     try:
         service = services.add_service(
-            session, repo, _params(version, version.broker_type.title), cipher()
+            session, repo, _params(version, version.broker_type.title), current_runtime().cipher
         )
     except BadRequestError as exc:
         session.rollback()
@@ -210,7 +210,7 @@ def update_service(account: str, repo_slug: str, service_id: int) -> Any:
     service = services.get_service(repo, service_id)
     version = service.broker_version
     try:
-        warning = services.update_service(service, _params(version), cipher())
+        warning = services.update_service(service, _params(version), current_runtime().cipher)
     except BadRequestError as exc:
         get_session().rollback()
         stored = _shown_values(service)
@@ -244,7 +244,7 @@ def disable_service(account: str, repo_slug: str, service_id: int) -> Any:
 
 def _set_enabled(account: str, repo_slug: str, service_id: int, enabled: bool) -> Any:
     service = services.get_service(administered(account, repo_slug), service_id)
-    set_enabled(get_session(), service, enabled, signed_in().username)
+    services.set_enabled(get_session(), service, enabled, signed_in().username)
     flash("Service enabled." if enabled else "Service disabled.", "success")
     return back(
         "web_repos.show_service", account=account, repo_slug=repo_slug, service_id=service_id
@@ -275,7 +275,9 @@ def answer_upgrade(account: str, repo_slug: str, service_id: int) -> Any:
         raise NotFoundError(f"service {service_id} has no pending permission upgrade")
     if action not in ("accept", "decline"):
         raise BadRequestError(f"action: accept or decline, got {action!r}")
-    upgrades.answer_upgrade(get_session(), pending[-1], admin, action == "accept", cipher())
+    upgrades.answer_upgrade(
+        get_session(), pending[-1], admin, action == "accept", current_runtime().cipher
+    )
     get_session().commit()
     to_version = pending[-1].to_version.version
     flash(f"Upgraded to version {to_version}." if action == "accept" else

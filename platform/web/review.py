@@ -24,10 +24,10 @@ from pygments.util import ClassNotFound
 
 from brokerage.core.accounts import Role
 from brokerage.platform import notify, upgrades
-from brokerage.platform.api.submissions import DECISIONS, STATUS, visible_version
-from brokerage.platform.api.support import cipher
 from brokerage.platform.db import get_session
 from brokerage.platform.paging import paginate_list
+from brokerage.platform.runtime import current_runtime
+from brokerage.platform.submitted import DECISIONS, status_of, visible_version
 from brokerage.platform.web.support import back, runtime, web_blueprint, with_role
 from brokerage.platform.web.vendor import submission_context, submission_error_page
 from brokerage.submissions import review
@@ -99,10 +99,10 @@ def decide(version_id: int) -> Any:
         return _page(version, "Choose approve, request changes or reject.", 400)
     try:
         upgrades.decide(get_session(), version, reviewer, DECISIONS[choice],
-                         request.form.get("comment", ""), cipher())  # fmt: skip
+                         request.form.get("comment", ""), current_runtime().cipher)  # fmt: skip
     except SubmissionError as exc:
         get_session().rollback()
-        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+        status = status_of(exc)
         return _page(version, str(exc), status)
     get_session().commit()
     mailed = notify.submission_decided(runtime(), version, request.form.get("comment", "").strip())

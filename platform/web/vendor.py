@@ -4,7 +4,7 @@ verification), and one version led by the reviewer's decision and comment, then 
 verification report, sandbox transcript and audit trail.
 
 Submitting a draft and withdrawing call ``submissions.lifecycle`` as the REST API does;
-who may see a submission is the API's rule (``submissions_api.visible_version``).
+who may see a submission is the API's rule (``platform.submitted.visible_version``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from flask import flash, render_template, request
 from sqlalchemy import select
 
 from brokerage.core.accounts import Role
-from brokerage.platform.api.submissions import STATUS, describe, visible_version
 from brokerage.platform.db import get_session
 from brokerage.platform.deliveries import verification_jobs as tasks
 from brokerage.platform.paging import paginate
+from brokerage.platform.submitted import describe, status_of, visible_version
 from brokerage.platform.web.support import (
     back,
     runtime,
@@ -36,7 +36,7 @@ bp = web_blueprint("web_vendor", __name__, url_prefix="/vendor")
 
 def submission_error_page(exc: SubmissionError) -> Any:
     """A submission error as an HTML page, with the API's status for its kind."""
-    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+    status = status_of(exc)
     get_session().rollback()
     return render_template("error.html", status=status, message=str(exc)), status
 

@@ -24,29 +24,31 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from brokerage.sandbox.egress import exchange_log
+from brokerage.sandbox.egress.config import GatewayConfig
 from brokerage.sandbox.egress.errors import (
     EgressRefusedError,
     GatewayError,
     Refusal,
     UpstreamError,
 )
-from brokerage.sandbox.egress.mailer import MailRequest
+from brokerage.sandbox.egress.limits import RateLimits
+from brokerage.sandbox.egress.mailer import Mailer, MailRequest
 from brokerage.sandbox.egress.policy import (
     RESERVED_HOST,
+    EgressPolicy,
     HostMatch,
     IPAddress,
     host_text,
     parse_host,
 )
-from brokerage.sandbox.egress.pool import PoolKey
+from brokerage.sandbox.egress.pool import PoolKey, UpstreamPool
 from brokerage.sandbox.egress.relay import API_FORWARDED_HEADERS, ApiCall
-
-if TYPE_CHECKING:
-    from brokerage.sandbox.egress.gateway import Channel, Run
+from brokerage.sandbox.egress.runs import Run, shutdown
+from brokerage.sandbox.interface import BrokerBundle
 
 log = logging.getLogger("brokerage.sandbox.egress.gateway")
 """the gateway's logger: egress lines keep the name they had before the proxy had a module"""
@@ -72,11 +74,6 @@ LINGER_SECONDS = 2.0
 """after answering, how long to drain a client's unread input before closing"""
 LINGER_BYTES = 2 * 1024 * 1024
 """most bytes drained that way"""
-
-
-def shutdown(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _linger(client: socket.socket) -> None:
@@ -215,10 +212,27 @@ def redact_url(url: str) -> str:
     return url + (f"?{urlencode(query, safe='*')}" if query else "")
 
 
+class ExchangeGateway(Protocol):
+    """What an exchange uses of the gateway that accepted it (``gateway.Gateway``)."""
+
+    config: GatewayConfig
+    mailer: Mailer | None
+    limits: RateLimits
+    pool: UpstreamPool
+
+
+class ExchangeChannel(Protocol):
+    """What an exchange uses of the channel it arrived on (``gateway.Channel``)."""
+
+    gateway: ExchangeGateway
+    bundle: BrokerBundle
+    policy: EgressPolicy
+
+
 class Exchange:
     """One client connection: one proxy request, its upstream leg, and its log entry."""
 
-    def __init__(self, channel: Channel, run: Run | None, client: socket.socket) -> None:
+    def __init__(self, channel: ExchangeChannel, run: Run | None, client: socket.socket) -> None:
         self.channel = channel
         self.config = channel.gateway.config
         self.run = run

@@ -44,7 +44,8 @@ import pytest
 from flask import Flask
 
 from brokerage.platform.api.broker_access import AppApiForwarder
-from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.config import GatewayConfig
+from brokerage.sandbox.egress.gateway import Gateway
 from brokerage.sandbox.egress.mailer import MailConfig
 from brokerage.sandbox.egress.policy import hosts_named_by
 from brokerage.sandbox.egress.relay import ApiCall, ApiReply

@@ -66,7 +66,8 @@ def test_mail_not_configured_is_transient(docker_image: str) -> None:
     """No SMTP on the platform is the operator's problem: retried, never held against the
     service as a configuration error."""
     from brokerage.sandbox.docker_backend import DockerBackend
-    from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
+    from brokerage.sandbox.egress.config import GatewayConfig
+    from brokerage.sandbox.egress.gateway import Gateway
     from tests.brokers.harness import LIMITS, builtin_bundle
 
     envelope = dict(fixture("email", "1_commit"), service={"Email": "dev@example.org"},

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from brokerage.sandbox.egress.gateway import Channel, Gateway, GatewayConfig
+from brokerage.sandbox.egress.config import GatewayConfig
+from brokerage.sandbox.egress.gateway import Channel, Gateway
 from brokerage.sandbox.interface import BrokerBundle
 from brokerage.sandbox.runner.egress_bridge import start_bridge
 

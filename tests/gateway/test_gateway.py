@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import requests
 
+from brokerage.sandbox.egress.config import GatewayConfig, system_resolver
 from brokerage.sandbox.egress.errors import GatewayConfigError
-from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig, system_resolver
+from brokerage.sandbox.egress.gateway import Gateway
 from brokerage.sandbox.egress.proxy import REFUSED_HEADER
 from brokerage.sandbox.interface import EgressChannel, EgressProvider
 from tests.gateway.egress_tables import ANY, NAMED, REFUSED

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.config import GatewayConfig
+from brokerage.sandbox.egress.gateway import Gateway
 from brokerage.sandbox.errors import BackendUnavailableError
 from brokerage.sandbox.interface import BrokerBundle, Limits, RunResult
 from brokerage.sandbox.sandboxes import SandboxOptions

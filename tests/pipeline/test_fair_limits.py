@@ -17,7 +17,8 @@ from flask.testing import FlaskClient
 from brokerage.platform.deliveries.dispatch import Dispatcher
 from brokerage.platform.models import Service
 from brokerage.platform.runtime import Runtime
-from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.config import GatewayConfig
+from brokerage.sandbox.egress.gateway import Gateway
 from brokerage.sandbox.errors import BackendUnavailableError
 from brokerage.sandbox.fake import FakeBackend
 from brokerage.sandbox.interface import BrokerBundle, Limits, RunResult, RunStatus

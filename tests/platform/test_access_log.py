@@ -17,7 +17,7 @@ import pytest
 import requests
 from werkzeug.test import Client
 
-from brokerage.platform.access_log import AccessLog
+from brokerage.platform.server.access_log import AccessLog
 from tests.support import build_app, free_port
 
 LINE = re.compile(

@@ -314,7 +314,7 @@ def test_werkzeug_errors_are_json(client: FlaskClient, owner: dict[str, str]) ->
 def live(app: Flask, owner: dict[str, str]) -> Iterator[tuple[str, int]]:
     import threading
 
-    from brokerage.platform import wsgi
+    from brokerage.platform.server import wsgi
     from tests.support import free_port
 
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024

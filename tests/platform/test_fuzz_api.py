@@ -35,8 +35,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from brokerage.core.accounts import Role
-from brokerage.platform import wsgi
 from brokerage.platform.api import contract
+from brokerage.platform.server import wsgi
 from tests.support import FORM, Seeder, basic, free_port
 
 EXAMPLES = 10

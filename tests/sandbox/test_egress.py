@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.config import GatewayConfig
+from brokerage.sandbox.egress.gateway import Gateway
 from brokerage.sandbox.interface import BrokerBundle, RunStatus
 from tests.sandbox.conftest import BACKENDS, make_backend
 from tests.sandbox.sandbox_fixtures import FAST, bundle, envelope

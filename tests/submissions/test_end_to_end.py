@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from brokerage.platform.cli import main
 from brokerage.platform.deliveries.dispatch import Dispatcher
 from brokerage.sandbox.backends import backend_from_config
-from brokerage.sandbox.egress.gateway import Gateway, GatewayConfig
+from brokerage.sandbox.egress.config import GatewayConfig
+from brokerage.sandbox.egress.gateway import Gateway
 from brokerage.sandbox.interface import Limits
 from brokerage.submissions.standins import RecordingReceiver
 from tests.submissions.conftest import docker_config, docker_factory, docker_image
