@@ -82,3 +82,14 @@ def changeset_comment(command: Command, changeset: Mapping[str, Any]) -> str:
 def check_length(name: str, value: str, limit: int) -> None:
     if len(value) > limit:
         raise BadRequestError(f"{name}: longer than {limit} characters")
+
+
+def text_param(params: Mapping[str, Any], name: str, default: str | None = None) -> str:
+    """The text parameter ``name`` of an Issues call (BadRequestError when missing or not
+    text); the platform's API and the verification stand-in read their calls alike."""
+    value = params.get(name, default)
+    if value is None:
+        raise BadRequestError(f"{name}: required")
+    if not isinstance(value, str):
+        raise BadRequestError(f"{name}: expected text")
+    return value

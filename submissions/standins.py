@@ -268,11 +268,11 @@ class StandInTracker:
         return 200, {"count": len(found), "issues": found}
 
     def create_issue(self, params: Mapping[str, Any], _number: int, actor: str) -> tuple[int, Any]:
-        title = _text(params, "title").strip()
+        title = rules.text_param(params, "title").strip()
         if not title:
             raise BadRequestError("title: required")
         rules.check_length("title", title, rules.TITLE_MAX_CHARS)
-        content = _text(params, "content", "")
+        content = rules.text_param(params, "content", "")
         rules.check_length("content", content, rules.CONTENT_MAX_CHARS)
         status = rules.parse_status(str(params.get("status") or "new"))
         return 201, _shown(self.new_issue(title, content, actor, str(status)), with_comments=True)
@@ -283,16 +283,16 @@ class StandInTracker:
     def update_issue(self, params: Mapping[str, Any], number: int, actor: str) -> tuple[int, Any]:
         issue = self.get(number)
         if "status" in params:
-            issue["status"] = str(rules.parse_status(_text(params, "status")))
+            issue["status"] = str(rules.parse_status(rules.text_param(params, "status")))
         if "title" in params:
-            issue["title"] = _text(params, "title").strip() or issue["title"]
+            issue["title"] = rules.text_param(params, "title").strip() or issue["title"]
         if "content" in params:
-            issue["content"] = _text(params, "content")
+            issue["content"] = rules.text_param(params, "content")
         issue["updated_on"] = _now()
         return 200, _shown(issue, with_comments=True)
 
     def comment_issue(self, params: Mapping[str, Any], number: int, actor: str) -> tuple[int, Any]:
-        return 201, self.add_comment(self.get(number), actor, _text(params, "content"))
+        return 201, self.add_comment(self.get(number), actor, rules.text_param(params, "content"))
 
     def add_comment(self, issue: dict[str, Any], author: str, content: str) -> dict[str, Any]:
         if not content.strip():
@@ -309,7 +309,7 @@ class StandInTracker:
         self, params: Mapping[str, Any], number: int, actor: str
     ) -> tuple[int, Any]:
         issue = self.get(number)
-        verb = rules.parse_command(_text(params, "command"))
+        verb = rules.parse_command(rules.text_param(params, "command"))
         raw_node = str(params.get("raw_node") or "").strip().lower()
         if not raw_node or len(raw_node) > 40 or any(c not in HEX for c in raw_node):
             raise BadRequestError("raw_node: a commit hash (hex) is required")
@@ -345,15 +345,6 @@ def _shown(issue: Mapping[str, Any], with_comments: bool = False) -> dict[str, A
     if with_comments:
         shown["comments"] = [dict(c) for c in issue["comments"]]
     return shown
-
-
-def _text(params: Mapping[str, Any], name: str, default: str | None = None) -> str:
-    value = params.get(name, default)
-    if value is None:
-        raise BadRequestError(f"{name}: required")
-    if not isinstance(value, str):
-        raise BadRequestError(f"{name}: expected text")
-    return value
 
 
 def _params(call: ApiCall) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from brokerage.core.errors import BadRequestError, ForbiddenError, NotFoundError
+from brokerage.core import issues as rules
+from brokerage.core.errors import ForbiddenError, NotFoundError
 from brokerage.platform.api import broker_access as api_access
 from brokerage.platform.api.auth import authenticate
 from brokerage.platform.api.support import json_or_form
@@ -53,15 +54,6 @@ def _tracker(
     return repo, user.username
 
 
-def _text(params: dict[str, Any], name: str, default: str | None = None) -> str:
-    value = params.get(name, default)
-    if value is None:
-        raise BadRequestError(f"{name}: required")
-    if not isinstance(value, str):
-        raise BadRequestError(f"{name}: expected text")
-    return value
-
-
 @bp.get("", strict_slashes=False)
 def list_issues(account: str, repo_slug: str) -> Any:
     repo, _ = _tracker(account, repo_slug, write=False)
@@ -73,8 +65,8 @@ def list_issues(account: str, repo_slug: str) -> Any:
 def create_issue(account: str, repo_slug: str) -> Any:
     repo, actor = _tracker(account, repo_slug, write=True)
     params = json_or_form()
-    issue = tracker.create_issue(get_session(), repo, _text(params, "title"),
-                                 _text(params, "content", ""), actor,
+    issue = tracker.create_issue(get_session(), repo, rules.text_param(params, "title"),
+                                 rules.text_param(params, "content", ""), actor,
                                  params.get("status"))  # fmt: skip
     get_session().commit()
     return jsonify(tracker.serialize(issue, with_comments=True)), 201
@@ -93,11 +85,11 @@ def update_issue(account: str, repo_slug: str, issue_id: int) -> Any:
     issue = tracker.get_issue(get_session(), repo, issue_id)
     params = json_or_form()
     if "status" in params:
-        tracker.set_status(issue, _text(params, "status"))
+        tracker.set_status(issue, rules.text_param(params, "status"))
     if "title" in params:
-        issue.title = _text(params, "title").strip() or issue.title
+        issue.title = rules.text_param(params, "title").strip() or issue.title
     if "content" in params:
-        issue.content = _text(params, "content")
+        issue.content = rules.text_param(params, "content")
     get_session().commit()
     return jsonify(tracker.serialize(issue, with_comments=True))
 
@@ -106,7 +98,9 @@ def update_issue(account: str, repo_slug: str, issue_id: int) -> Any:
 def comment(account: str, repo_slug: str, issue_id: int) -> Any:
     repo, actor = _tracker(account, repo_slug, write=True)
     issue = tracker.get_issue(get_session(), repo, issue_id)
-    added = tracker.add_comment(get_session(), issue, actor, _text(json_or_form(), "content"))
+    added = tracker.add_comment(
+        get_session(), issue, actor, rules.text_param(json_or_form(), "content")
+    )
     get_session().commit()
     return jsonify(tracker.serialize_comment(added)), 201
 
@@ -118,7 +112,7 @@ def apply_changeset(account: str, repo_slug: str, issue_id: int) -> Any:
     grant = api_access.grant_from_request(session)
     issue = tracker.get_issue(session, repo, issue_id)
     params = json_or_form()
-    applied = tracker.apply_changeset(session, issue, _text(params, "command"), params,
+    applied = tracker.apply_changeset(session, issue, rules.text_param(params, "command"), params,
                                       grant.delivery_id if grant else None)  # fmt: skip
     session.commit()
     issue = tracker.get_issue(session, repo, issue_id)
