@@ -57,10 +57,19 @@ def show_delivery(account: str, repo_slug: str, delivery_id: str) -> Any:
 
 
 @bp.post("/deliveries/<delivery_id>/redeliver", strict_slashes=False)
-@bp.post("/deliveries/<delivery_id>/retry", strict_slashes=False)
 def redeliver(account: str, repo_slug: str, delivery_id: str) -> Any:
     """Run a delivery again: a finished one is redelivered (same delivery id, next attempt
     number), a retrying one's pending retry runs now; 409 when it is queued or running."""
+    return _run_again(account, repo_slug, delivery_id)
+
+
+@bp.post("/deliveries/<delivery_id>/retry", strict_slashes=False)
+def retry(account: str, repo_slug: str, delivery_id: str) -> Any:
+    """"Retry now": the same as redeliver, under the name people look for."""
+    return _run_again(account, repo_slug, delivery_id)
+
+
+def _run_again(account: str, repo_slug: str, delivery_id: str) -> Any:
     delivery = find_delivery(_repo(account, repo_slug), delivery_id)
     done = redelivery.run_again(get_session(), current_runtime(), delivery)
     response = jsonify(delivery_shown(delivery) | {"action": done})

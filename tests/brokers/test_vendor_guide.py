@@ -19,7 +19,7 @@ shortlinks = sdk_module("sdk_shortlinks")
 
 def guide_code() -> tuple[str, dict[str, object]]:
     text = GUIDE.read_text()
-    example = text[text.index("## 6. Worked example") :]
+    example = text[text.index("Worked example: TicketBot") :]
     code = re.search(r"```python\n(.*?)```", example, re.DOTALL)
     manifest = re.search(r"```json\n(.*?)```", text, re.DOTALL)
     assert code and manifest

@@ -184,7 +184,7 @@ def test_schema_errors_name_the_bad_field_and_store_nothing(
         ("marcus/project-x", {}, "{}", 401, "push token"),
         ("marcus/project-x", {"Authorization": "Bearer brk_wrong"}, "{}", 401, "wrong push token"),
         ("marcus/nothing", {"Authorization": "Bearer brk_wrong"}, "{}", 404, "does not exist"),
-        ("marcus/project-x", None, "{not json", 400, "must be JSON"),
+        ("marcus/project-x", None, "{not json", 400, "malformed JSON"),
         ("marcus/project-x", None, "[1, 2]", 400, "must be a JSON object"),
     ],
 )
