@@ -155,6 +155,8 @@ def test_redis_killed_mid_burst_and_restarted_empty(
     assert before < BURST, "the outage came too late to test anything"
     assert all(w.poll() is None for w in workers), "a worker exited after the outage"
     for name in ("outage-a", "outage-b"):
+        # a worker idle in its backoff (up to 30 s) logs its recovery at its next try
+        wait_for(lambda name=name: "reconnected after" in hosts.log(name), seconds=60)
         log = hosts.log(name)
         assert "Redis is unreachable" in log and "reconnected after" in log, log[-3000:]
 

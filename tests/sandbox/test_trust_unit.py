@@ -118,7 +118,7 @@ def gone(backend: Any, sandbox: Any) -> bool:
     return sandbox.process is None or sandbox.process.poll() is not None
 
 
-def eventually(check: Any, seconds: float = 15.0) -> bool:
+def eventually(check: Any, seconds: float = 60.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
