@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the browser tests (tests/web) need: Debian's chromium and the chromedriver
+# Installs what the browser tests (tests/platform/web) need: Debian's chromium and the chromedriver
 # built from the same source (so the two versions always match), and the Selenium client.
 # Idempotent; no browser is downloaded from anywhere but Debian's archive.
 # The Python used is the project's venv when it exists, else BROKERAGE_PYTHON or python3.

@@ -65,7 +65,7 @@ def redeliver(account: str, repo_slug: str, delivery_id: str) -> Any:
 
 @bp.post("/deliveries/<delivery_id>/retry", strict_slashes=False)
 def retry(account: str, repo_slug: str, delivery_id: str) -> Any:
-    """"Retry now": the same as redeliver, under the name people look for."""
+    """Retry now: the same as redeliver, under the name people look for."""
     return _run_again(account, repo_slug, delivery_id)
 
 

@@ -15,7 +15,7 @@ from brokerage.platform.api import broker_access as api_access
 from brokerage.platform.deliveries.states import claim
 from brokerage.platform.models import Delivery
 from brokerage.sandbox.egress.relay import ApiCall
-from tests.pipeline.conftest import Repo, commit, push_body
+from tests.platform.deliveries.conftest import Repo, commit, push_body
 from tests.support import RedisServer, Seeder, basic, build_app
 
 ISSUES = "/1.0/repositories/marcus/project-x/issues"

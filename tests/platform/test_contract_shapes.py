@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from brokerage.platform.hooks.git import collect_git_push
 from brokerage.platform.hooks.hg import collect_hg_push
 from brokerage.platform.hooks.push import RefType, RefUpdate
-from tests.hooks.hook_fixtures import HgRepos, isolate_scm
-from tests.pipeline.conftest import Repo
+from tests.platform.deliveries.conftest import Repo
+from tests.platform.hooks.hook_fixtures import HgRepos, isolate_scm
 from tests.support import FORM, Seeder, basic
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"

@@ -20,7 +20,7 @@ from brokerage.platform.deliveries.states import claim
 from brokerage.platform.models import Delivery
 from brokerage.sandbox.egress.relay import ApiCall, ApiReply
 from brokerage.submissions.standins import ApiStandIn, StandInTracker
-from tests.pipeline.conftest import Repo, commit, push_body
+from tests.platform.deliveries.conftest import Repo, commit, push_body
 from tests.support import RedisServer, Seeder, basic, build_app
 
 ISSUES = "/1.0/repositories/marcus/project-x/issues"

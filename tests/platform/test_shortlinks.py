@@ -34,7 +34,7 @@ def test_a_code_redirects_to_its_commit(
     base = app.config["CANON_URL"].rstrip("/")
     assert response.headers["Location"] == f"{base}/marcus/{slug}/commits/{node}"
     endpoint, args = app.url_map.bind("localhost").match(f"/marcus/{slug}/commits/{node}")
-    assert endpoint == "web_commits.show_commit"  # the page exists (tests/web shows it)
+    assert endpoint == "web_commits.show_commit"  # the page exists (tests/platform/web shows it)
     assert args == {"account": "marcus", "repo_slug": slug, "node": node}
 
 
