@@ -121,7 +121,8 @@ def issue_push_token(repo: Repository) -> str:
 
 
 def describe(repo: Repository) -> dict[str, object]:
-    """The repository as the push payload's ``repository`` object shows it (seed 001)."""
+    """The repository as the push payload's ``repository`` object shows it
+    (docs/design.md, "Push payload")."""
     return {
         "absolute_url": f"/{repo.owner.username}/{repo.slug}/",
         "fork": repo.fork,

@@ -1,6 +1,7 @@
-"""The services resource (seed 002): brokers enabled on a repository, with their values.
+"""The services resource (Bitbucket's 1.0 ``services`` API; docs/design.md): brokers
+enabled on a repository, with their values.
 
-Parameters arrive form-encoded as in the seed (``type=POST&URL=...``): ``type`` names
+Parameters arrive form-encoded as in Bitbucket's resource (``type=POST&URL=...``): ``type`` names
 the broker type (title or name, any case); every other parameter is a field value
 addressed by its label (any case). What is shown and what is kept secret:
 
@@ -13,11 +14,11 @@ addressed by its label (any case). What is shown and what is kept secret:
 Every type also takes the platform-level ``Branches`` field (:mod:`.branches`), listed
 last; it is optional everywhere.
 
-PUT follows the seed: it must carry every field; if a field is omitted or an unknown
+PUT follows Bitbucket's rule: it must carry every field; if a field is omitted or an unknown
 parameter is passed, every value of the service is cleared (and the response says so
 in an ``X-Brokerage-Warning`` header). "Every field" means every *required* field:
 Brokerage adds optional fields to some of Bitbucket's types (POST's ``Content type``
-and ``Secret``), and the seed's own ``PUT URL=…`` must keep working on them, so an
+and ``Secret``), and Bitbucket's own ``PUT URL=…`` must keep working on them, so an
 optional field left out keeps its value. A value that is present but invalid is a 400
 and changes nothing.
 """
@@ -93,7 +94,7 @@ def _defaults(version: BrokerVersion) -> dict[str, Any]:
 
 
 def serialize(service: Service, cipher: FieldCipher) -> dict[str, Any]:
-    """The seed's shape: ``{"id", "service": {"fields": [{"name", "value"}], "type"}}``."""
+    """Bitbucket's shape: ``{"id", "service": {"fields": [{"name", "value"}], "type"}}``."""
     values = cipher.decrypt(service.config_ciphertext)
     fields = [
         {"name": f["label"], "value": _shown(f, values.get(f["label"]))}
@@ -137,7 +138,7 @@ def add_service(session: Session, repo: Repository, params: Params, cipher: Fiel
 
 
 def update_service(service: Service, params: Params, cipher: FieldCipher) -> str | None:
-    """Apply a PUT. Returns a warning when the seed's rule cleared every value."""
+    """Apply a PUT. Returns a warning when Bitbucket's rule cleared every value."""
     version = service.broker_version
     given = _single_values(params)
     type_name = given.pop("type", None)

@@ -1,7 +1,8 @@
 """The dynamic checks: every fixture of a package run in the sandbox, through the real
 egress gateway, against stand-ins for everything a broker may reach.
 
-A fixture is ``fixtures/push__<variant>.json``: a push payload (seed 001's shape) plus
+A fixture is ``fixtures/push__<variant>.json``: a push payload (its shape: docs/design.md)
+plus
 
 - ``service``: the field values for the run, by label. ``${receiver}`` in a value
   becomes the recording receiver's base URL (``http://receiver.brokerage.test:<port>``);

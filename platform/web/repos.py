@@ -1,6 +1,7 @@
-"""A repository's services page (seed 000: "a dropdown of services available... you may add
-as many as you want, and even more of the same type"): add, edit, remove, enable, disable,
-send a test push, and each service's recent deliveries.
+"""A repository's services page (as Bitbucket's service pages had it: "a dropdown of
+services available... you may add as many as you want, and even more of the same
+type"): add, edit, remove, enable, disable, send a test push, and each service's recent
+deliveries.
 
 Every action calls what the REST API calls: ``services.add_service`` / ``update_service``
 / ``serialize`` (so password fields come back only as the mask), and
