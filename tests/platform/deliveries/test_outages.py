@@ -168,6 +168,8 @@ class PostgresCluster:
     def __init__(self) -> None:
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[4]))
         if not found:
+            if os.environ.get("CI"):
+                pytest.fail("CI must provide PostgreSQL's server binaries in /usr/lib/postgresql")
             pytest.skip("no PostgreSQL server binaries in /usr/lib/postgresql")
         self.bin = Path(found[-1])
         self.root = Path(tempfile.mkdtemp(prefix="brokerage-pg-"))
